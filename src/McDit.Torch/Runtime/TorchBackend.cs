@@ -1,0 +1,127 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace McDit.Torch.Runtime;
+
+/// <summary>
+/// Loads the native libtorch backend once per process and turns device names into TorchSharp devices.
+/// </summary>
+/// <remarks>
+/// By default the CPU libtorch shipped with the TorchSharp-cpu package is used. When the environment variable
+/// <c>LIBTORCH_DIR</c> names a folder holding an existing libtorch (for example a PyTorch install's
+/// <c>torch/lib</c>), its libraries are loaded first, so a CUDA build of PyTorch gives TorchSharp CUDA without
+/// the multi-GB CUDA NuGet packages. Publish such an app without the CPU libtorch natives (see the README).
+/// </remarks>
+public static class TorchBackend
+{
+    /// <summary>Name of the environment variable that points at an existing libtorch folder.</summary>
+    public const string LibTorchDirVariable = "LIBTORCH_DIR";
+
+    // Dependency order: each library's needs are loaded before it.
+    static readonly string[] LibTorchLoadOrder =
+        { "libc10.so", "libc10_cuda.so", "libtorch_cpu.so", "libtorch_cuda.so", "libtorch.so" };
+
+    static readonly object Gate = new();
+    static bool _initialized;
+    static bool _cudaTried;
+    static string? _libTorchDir;
+
+    /// <summary>The libtorch folder in use when <c>LIBTORCH_DIR</c> was honoured; otherwise null.</summary>
+    public static string? ExternalLibTorchDir { get { EnsureInitialized(); return _libTorchDir; } }
+
+    /// <summary>
+    /// Loads the native backend (once). Throws <see cref="InvalidOperationException"/> with the loader's
+    /// explanation when libtorch cannot be loaded.
+    /// </summary>
+    public static void EnsureInitialized()
+    {
+        if (_initialized) return;
+        lock (Gate)
+        {
+            if (_initialized) return;
+            PreloadExternalLibTorch();
+            try
+            {
+                // Touching the torch type runs TorchSharp's own native loader.
+                using var probe = torch.zeros(1);
+            }
+            catch (Exception e) when (e is TypeInitializationException or NotSupportedException or DllNotFoundException)
+            {
+                throw new InvalidOperationException(
+                    "The native libtorch backend could not be loaded. On Linux, build the project with `dotnet build` " +
+                    "so the TorchSharp native fix-up runs (see README, 'Native backend'); with LIBTORCH_DIR set, " +
+                    "check that it names a libtorch/lib folder of a compatible PyTorch. Loader said: " +
+                    (e.InnerException?.Message ?? e.Message), e);
+            }
+            _initialized = true;
+        }
+    }
+
+    static void PreloadExternalLibTorch()
+    {
+        var dir = Environment.GetEnvironmentVariable(LibTorchDirVariable);
+        if (string.IsNullOrWhiteSpace(dir)) return;
+        if (!Directory.Exists(dir))
+            throw new DirectoryNotFoundException(
+                $"{LibTorchDirVariable}='{dir}' does not exist. Point it at a folder that holds libtorch.so, " +
+                "for example the output of: python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+\"/lib\")'");
+        if (!File.Exists(Path.Combine(dir, "libtorch.so")) && !File.Exists(Path.Combine(dir, "torch.dll")))
+            throw new FileNotFoundException(
+                $"{LibTorchDirVariable}='{dir}' holds no libtorch.so. Point it at libtorch's lib folder.",
+                Path.Combine(dir, "libtorch.so"));
+        foreach (var name in LibTorchLoadOrder)
+        {
+            var path = Path.Combine(dir, name);
+            if (File.Exists(path)) NativeLibrary.Load(path);
+        }
+        _libTorchDir = dir;
+    }
+
+    /// <summary>True when a CUDA device can be used (loads the CUDA backend on first call if present).</summary>
+    public static bool CudaAvailable
+    {
+        get
+        {
+            EnsureInitialized();
+            lock (Gate)
+            {
+                if (!_cudaTried)
+                {
+                    _cudaTried = true;
+                    try { torch.InitializeDeviceType(DeviceType.CUDA); } catch (Exception) { /* no CUDA backend */ }
+                }
+            }
+            return torch.cuda.is_available();
+        }
+    }
+
+    /// <summary>
+    /// Resolves a device name: <c>cpu</c>, <c>cuda</c>, <c>cuda:N</c> or <c>auto</c> (CUDA when available,
+    /// else CPU). Asking for CUDA where none is available throws an error that says how to get it.
+    /// </summary>
+    /// <param name="name">The device name, case-insensitive; null or empty means <c>auto</c>.</param>
+    public static Device ResolveDevice(string? name)
+    {
+        EnsureInitialized();
+        var n = string.IsNullOrWhiteSpace(name) ? "auto" : name.Trim().ToLowerInvariant();
+        if (n == "cpu") return torch.CPU;
+        if (n == "auto") return CudaAvailable ? new Device(DeviceType.CUDA, 0) : torch.CPU;
+        if (n == "cuda" || n.StartsWith("cuda:", StringComparison.Ordinal))
+        {
+            int index = 0;
+            if (n.Length > 4 && (!int.TryParse(n.AsSpan(5), out index) || index < 0))
+                throw new ArgumentException($"Device '{name}' is not valid: expected cpu, cuda, cuda:N (N ≥ 0) or auto.", nameof(name));
+            if (!CudaAvailable)
+                throw new InvalidOperationException(
+                    $"Device '{name}' was requested but CUDA is not available: this process uses " +
+                    (_libTorchDir is null ? "the CPU libtorch from the TorchSharp-cpu package" : $"the libtorch in {_libTorchDir}, which found no GPU") +
+                    $". Set {LibTorchDirVariable} to the lib folder of a CUDA build of PyTorch (and use a machine with a GPU), or use --device cpu.");
+            int count = (int)torch.cuda.device_count();
+            if (index >= count)
+                throw new ArgumentException($"Device '{name}' does not exist: {count} CUDA device(s) found (cuda:0..cuda:{count - 1}).", nameof(name));
+            return new Device(DeviceType.CUDA, index);
+        }
+        throw new ArgumentException($"Device '{name}' is not valid: expected cpu, cuda, cuda:N (N ≥ 0) or auto.", nameof(name));
+    }
+}
