@@ -1,0 +1,169 @@
+using McDit.Torch.Diffusion;
+using McDit.Torch.Models;
+using McDit.Torch.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace McDit.Torch.Training;
+
+/// <summary>
+/// The training loss of DiT, MaskDiT and MC-DiT in one code path (method.md §2–4). Per sample: σ from a
+/// log-normal, x_σ = x0 + σ·ε, D = c_skip·x_σ + c_out·F(c_in·x_σ, ln σ / 4, y); the EDM-weighted error
+/// λ(σ)·‖D − x0‖² averaged over the visible tokens (all tokens when r = 0), plus, depending on the options,
+/// a term on the masked tokens and MC-DiT's two branch losses.
+/// </summary>
+public sealed class DiffusionObjective
+{
+    private readonly EdmPreconditioning _edm;
+    private readonly LogNormalSigma _sigmas;
+
+    /// <summary>The switches of this objective.</summary>
+    public MethodOptions Options { get; }
+
+    /// <summary>Creates the objective.</summary>
+    public DiffusionObjective(MethodOptions options)
+    {
+        Options = options.Validated();
+        _edm = new EdmPreconditioning(options.SigmaData);
+        _sigmas = new LogNormalSigma(options.PMean, options.PStd);
+    }
+
+    /// <summary>Random draws of one loss evaluation (all from the caller's generator, so runs are reproducible).</summary>
+    public sealed record Draws(Tensor Sigma, Tensor Noise, Tensor? Labels, PatchMask? Mask);
+
+    /// <summary>Draws σ, ε, label dropout and the mask for a batch, on the CPU generator, then moves them to the device.</summary>
+    public Draws Draw(MaskedDiffusionTransformer model, Tensor x0, Tensor? labels, Generator generator)
+    {
+        int n = (int)x0.shape[0];
+        var device = x0.device;
+        var sigma = _sigmas.Sample(n, generator, device);
+        var noise = torch.randn(x0.shape, dtype: ScalarType.Float32, generator: generator).to(device);
+        Tensor? dropped = null;
+        if (labels is not null && model.NullLabel >= 0)
+        {
+            using var scope = NewDisposeScope();
+            var drop = torch.rand(n, generator: generator).lt(Options.LabelDropout).to(device);
+            dropped = torch.where(drop, torch.full_like(labels, model.NullLabel), labels).MoveToOuterDisposeScope();
+        }
+        var mask = Options.MaskRatio > 0
+            ? PatchMask.Random(n, model.Config.NumPatches, Options.MaskRatio, generator, device)
+            : null;
+        return new Draws(sigma, noise, dropped, mask);
+    }
+
+    /// <summary>
+    /// Per-sample loss [N] and its breakdown for clean data x0 [N, C, H, W] (float32) with the given draws.
+    /// <paramref name="branches"/> are MC-DiT's (noisy, clean) EMA branches, or nulls.
+    /// </summary>
+    public (Tensor PerSample, LossBreakdown Breakdown) Loss(
+        MaskedDiffusionTransformer model, Tensor x0, Draws draws, ContextBranch? noisyBranch = null, ContextBranch? cleanBranch = null)
+    {
+        using var scope = NewDisposeScope();
+        var o = Options;
+        int p = model.Config.PatchSize, channels = model.Config.InChannels;
+        var computeType = model.parameters().First().dtype;
+        var sigma = draws.Sigma.reshape(-1, 1, 1, 1);
+        var xNoisy = x0 + draws.Noise * sigma;
+        var weight = _edm.LossWeight(sigma);
+        var c = model.Condition(_edm.CNoise(draws.Sigma).to_type(computeType), draws.Labels);
+        var noisyTokens = model.Embed((_edm.CIn(sigma) * xNoisy).to_type(computeType));
+
+        Tensor Denoised(Tensor patchOutputs, Tensor x, Tensor s) =>
+            _edm.CSkip(s) * x + _edm.COut(s) * model.Unpatchify(patchOutputs).to_type(ScalarType.Float32)[.., ..channels];
+
+        var mask = draws.Mask;
+        Tensor perSample, maskedTerm = zeros(x0.shape[0], device: x0.device);
+        Tensor noisyTerm = zeros_like(maskedTerm), cleanTerm = zeros_like(maskedTerm);
+        if (mask is null)
+        {
+            var d = Denoised(model.Decoder.Forward(model.Encode(noisyTokens, c), c, null, null), xNoisy, sigma);
+            perSample = (weight * (d - x0).square()).mean(new long[] { 1, 2, 3 });
+        }
+        else
+        {
+            var visible = 1 - mask.Mask;
+            Tensor MeanOver(Tensor perPatch, Tensor which) => (perPatch * which).sum(1) / which.sum(1);
+
+            // Visible noisy tokens as the encoder sees them (with the "noisy" type embedding when clean tokens enter the encoder).
+            Tensor NoisyVisibleTokens() => o.UsesCleanInputs && o.CleanInto == CleanInto.Encoder
+                ? mask.GatherKept(model.AddTypeEmbedding(noisyTokens, zeros_like(mask.Mask)))
+                : mask.GatherKept(noisyTokens);
+
+            Tensor? encodedKept = null; // MaskDiT's encoder pass on the visible noisy tokens only
+            Tensor mainPatches;
+            if (o.UsesCleanInputs && o.CleanInto == CleanInto.Encoder)
+            {
+                var cleanTokens = model.Embed((x0 / o.SigmaData).to_type(computeType));
+                var isClean = mask.Mask.unsqueeze(-1).to_type(computeType);
+                var mixed = model.AddTypeEmbedding(noisyTokens * (1 - isClean) + cleanTokens * isClean, mask.Mask);
+                mainPatches = model.Decoder.Forward(model.Encode(mixed, c), c, null, null);
+            }
+            else
+            {
+                encodedKept = model.Encode(NoisyVisibleTokens(), c);
+                var fill = o.UsesCleanInputs
+                    ? mask.GatherMasked(model.EmbedClean((x0 / o.SigmaData).to_type(computeType)))
+                    : null; // [MASK] token
+                mainPatches = model.Decoder.Forward(encodedKept, c, mask, fill);
+            }
+            var d = Denoised(mainPatches, xNoisy, sigma);
+            var errorPerPatch = Patches.PatchMean(weight * (d - x0).square(), p);
+            perSample = MeanOver(errorPerPatch, visible);
+
+            bool noisyTarget = o.Method == TrainingMethod.MaskDiT
+                || (o.UsesCleanInputs && o.ReconstructionTarget == ReconstructionTarget.CleanAndNoisy);
+            if (o.MaeLossWeight > 0 && noisyTarget)
+                maskedTerm = o.MaeLossWeight * NormalizedPatchError(d, xNoisy, mask.Mask, p);
+            else if (o.MaeLossWeight > 0 && o.UsesCleanInputs && o.ReconstructionTarget == ReconstructionTarget.AllClean)
+                maskedTerm = o.MaeLossWeight * MeanOver(errorPerPatch, mask.Mask);
+
+            if (o.UsesCleanInputs && o.NoisyBranch && noisyBranch is not null && o.NoisyBranchWeight > 0)
+            {
+                // No clean information: visible noisy tokens through the encoder, [MASK] elsewhere, frozen decoder copy.
+                var kept = o.BranchScope == BranchScope.Decoder && encodedKept is not null
+                    ? encodedKept // the same encoder pass: its gradient through the frozen copy trains the encoder
+                    : noisyBranch.Encode(model, NoisyVisibleTokens(), c);
+                var dn = Denoised(noisyBranch.Decode(kept, c, mask), xNoisy, sigma);
+                noisyTerm = o.NoisyBranchWeight * MeanOver(Patches.PatchMean(weight * (dn - x0).square(), p), visible);
+            }
+            if (o.UsesCleanInputs && o.CleanBranch && cleanBranch is not null && o.CleanBranchWeight > 0)
+            {
+                // Clean visible tokens at σ → σ_min, [MASK] elsewhere: reconstruct the clean masked patches.
+                var cleanSigma = full(x0.shape[0], o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
+                var cClean = model.Condition(_edm.CNoise(cleanSigma).to_type(computeType), draws.Labels);
+                var cleanIn = model.Embed((_edm.CIn(cleanSigma.reshape(-1, 1, 1, 1)) * x0).to_type(computeType));
+                var kept = cleanBranch.Encode(model, mask.GatherKept(cleanIn), cClean);
+                // The raw output F, not D: D's skip term would hand the masked clean pixels to the loss.
+                var raw = model.Unpatchify(cleanBranch.Decode(kept, cClean, mask)).to_type(ScalarType.Float32)[.., ..channels];
+                cleanTerm = o.CleanBranchWeight * NormalizedPatchError(raw, x0, mask.Mask, p);
+            }
+        }
+
+        var total = perSample + maskedTerm + noisyTerm + cleanTerm;
+        var breakdown = new LossBreakdown
+        {
+            Total = total.mean().item<float>(),
+            Denoising = perSample.mean().item<float>(),
+            Masked = maskedTerm.mean().item<float>(),
+            NoisyBranch = noisyTerm.mean().item<float>(),
+            CleanBranch = cleanTerm.mean().item<float>(),
+        };
+        return (total.MoveToOuterDisposeScope(), breakdown);
+    }
+
+    /// <summary>
+    /// MAE's normalised-pixel loss: per patch, the target is standardised (mean 0, variance 1 with ε = 1e-6,
+    /// unbiased variance as torch.var); squared error averaged per patch, then over the patches where mask = 1.
+    /// </summary>
+    public static Tensor NormalizedPatchError(Tensor prediction, Tensor target, Tensor mask, int patchSize)
+    {
+        using var scope = NewDisposeScope();
+        var t = Patches.Patchify(target, patchSize);
+        var pr = Patches.Patchify(prediction, patchSize);
+        var mean = t.mean(new long[] { -1 }, keepdim: true);
+        var variance = t.var(-1, keepdim: true);
+        t = (t - mean) / (variance + 1e-6).sqrt();
+        var perPatch = (pr - t).square().mean(new long[] { -1 });
+        return ((perPatch * mask).sum(1) / mask.sum(1)).MoveToOuterDisposeScope();
+    }
+}

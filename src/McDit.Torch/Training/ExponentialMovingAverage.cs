@@ -1,0 +1,42 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace McDit.Torch.Training;
+
+/// <summary>
+/// Exponential moving averages of weights, matched by parameter name: θ_ema ← m·θ_ema + (1 − m)·θ.
+/// Used for the sampling EMA of the whole model and for MC-DiT's branch copies of the decoder.
+/// </summary>
+public static class ExponentialMovingAverage
+{
+    /// <summary>
+    /// Updates every parameter of <paramref name="target"/> from the parameter of the same name in
+    /// <paramref name="source"/>. Parameters that do not require gradients in the source (fixed position tables)
+    /// are copied as they are.
+    /// </summary>
+    public static void Update(nn.Module target, IReadOnlyDictionary<string, Tensor> source, double decay)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in target.named_parameters())
+        {
+            if (!source.TryGetValue(name, out var s))
+                throw new InvalidOperationException($"EMA: the source has no parameter '{name}'.");
+            if (decay == 0) p.copy_(s);
+            else p.mul_(decay).add_(s.to_type(p.dtype), alpha: 1 - decay);
+        }
+    }
+
+    /// <summary>Copies parameters by name (EMA initialisation).</summary>
+    public static void CopyInto(nn.Module target, IReadOnlyDictionary<string, Tensor> source) => Update(target, source, 0);
+
+    /// <summary>Named parameters of a module as a dictionary.</summary>
+    public static Dictionary<string, Tensor> NamedParameters(nn.Module module) =>
+        module.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+
+    /// <summary>Freezes every parameter of a module (no gradients; EMA copies are not trained).</summary>
+    public static T Frozen<T>(T module) where T : nn.Module
+    {
+        foreach (var p in module.parameters()) p.requires_grad = false;
+        return module;
+    }
+}

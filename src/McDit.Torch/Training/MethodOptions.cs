@@ -1,0 +1,101 @@
+namespace McDit.Torch.Training;
+
+/// <summary>
+/// Every switch of the training objective. <see cref="For"/> gives the defaults of DiT, MaskDiT and MC-DiT
+/// (method.md); the baselines are configurations of the same objective, not separate code.
+/// </summary>
+public sealed record MethodOptions
+{
+    /// <summary>The method these options describe.</summary>
+    public TrainingMethod Method { get; init; } = TrainingMethod.McDiT;
+    /// <summary>Fraction r of tokens masked per sample, in [0, 1). 0 trains on all tokens.</summary>
+    public double MaskRatio { get; init; } = 0.5;
+    /// <summary>Weight of the term on masked tokens (MaskDiT's MAE coefficient, 0.1).</summary>
+    public double MaeLossWeight { get; init; } = 0.1;
+    /// <summary>Probability that a label is replaced by the null label during training (for guidance).</summary>
+    public double LabelDropout { get; init; } = 0.1;
+
+    /// <summary>MC-DiT: where clean tokens enter.</summary>
+    public CleanInto CleanInto { get; init; } = CleanInto.Decoder;
+    /// <summary>MC-DiT: what the main branch reconstructs on masked tokens.</summary>
+    public ReconstructionTarget ReconstructionTarget { get; init; } = ReconstructionTarget.CleanAndNoisy;
+    /// <summary>MC-DiT: the noisy EMA branch (no clean information; denoises visible tokens).</summary>
+    public bool NoisyBranch { get; init; } = true;
+    /// <summary>MC-DiT: the clean EMA branch (clean visible tokens; reconstructs clean masked patches).</summary>
+    public bool CleanBranch { get; init; } = true;
+    /// <summary>MC-DiT: what the branches copy.</summary>
+    public BranchScope BranchScope { get; init; } = BranchScope.Decoder;
+    /// <summary>MC-DiT: EMA decay m of the branches, θb ← m·θb + (1 − m)·θ.</summary>
+    public double BranchEmaDecay { get; init; } = 0.999;
+    /// <summary>MC-DiT: weight α of the noisy branch loss.</summary>
+    public double NoisyBranchWeight { get; init; } = 1.0;
+    /// <summary>MC-DiT: weight β of the clean branch loss.</summary>
+    public double CleanBranchWeight { get; init; } = 0.1;
+
+    /// <summary>EDM: mean of ln σ during training.</summary>
+    public double PMean { get; init; } = -1.2;
+    /// <summary>EDM: standard deviation of ln σ during training.</summary>
+    public double PStd { get; init; } = 1.2;
+    /// <summary>EDM: standard deviation of the data.</summary>
+    public double SigmaData { get; init; } = 0.5;
+    /// <summary>Noise level at which the clean branch sees its clean inputs (σ → σ_min).</summary>
+    public double CleanSigma { get; init; } = 0.002;
+
+    /// <summary>True when clean tokens enter the main branch (MC-DiT with masking).</summary>
+    public bool UsesCleanInputs => Method == TrainingMethod.McDiT && MaskRatio > 0;
+    /// <summary>True when any EMA branch is active.</summary>
+    public bool UsesBranches => UsesCleanInputs && (NoisyBranch || CleanBranch);
+
+    /// <summary>The defaults of a method (method.md §2–4).</summary>
+    public static MethodOptions For(TrainingMethod method) => method switch
+    {
+        TrainingMethod.DiT => new MethodOptions { Method = method, MaskRatio = 0, MaeLossWeight = 0, NoisyBranch = false, CleanBranch = false },
+        TrainingMethod.MaskDiT => new MethodOptions { Method = method, MaskRatio = 0.5, MaeLossWeight = 0.1, NoisyBranch = false, CleanBranch = false },
+        TrainingMethod.McDiT => new MethodOptions { Method = method },
+        _ => throw new ArgumentOutOfRangeException(nameof(method), method, "Unknown training method."),
+    };
+
+    /// <summary>
+    /// Stage 2, "unmasking tuning": r = 0, no term on masked tokens, no clean inputs and no branches. The
+    /// learning rate is halved by the trainer.
+    /// </summary>
+    public MethodOptions ForUnmaskTuning() => this with { MaskRatio = 0, MaeLossWeight = 0, NoisyBranch = false, CleanBranch = false };
+
+    /// <summary>Checks every value and returns the options; throws naming the option otherwise.</summary>
+    public MethodOptions Validated()
+    {
+        static void Require(bool ok, string name, object value, string expected)
+        {
+            if (!ok) throw new ArgumentException($"Training option {name} = {value} is invalid: expected {expected}.", name);
+        }
+        Require(MaskRatio >= 0 && MaskRatio < 1, nameof(MaskRatio), MaskRatio, "a value in [0, 1)");
+        Require(Method != TrainingMethod.DiT || MaskRatio == 0, nameof(MaskRatio), MaskRatio, "0 for DiT (it has no decoder to fill masked tokens)");
+        Require(MaeLossWeight >= 0, nameof(MaeLossWeight), MaeLossWeight, "≥ 0");
+        Require(LabelDropout >= 0 && LabelDropout <= 1, nameof(LabelDropout), LabelDropout, "a probability in [0, 1]");
+        Require(BranchEmaDecay >= 0 && BranchEmaDecay <= 1, nameof(BranchEmaDecay), BranchEmaDecay, "a value in [0, 1]");
+        Require(NoisyBranchWeight >= 0, nameof(NoisyBranchWeight), NoisyBranchWeight, "≥ 0");
+        Require(CleanBranchWeight >= 0, nameof(CleanBranchWeight), CleanBranchWeight, "≥ 0");
+        Require(PStd > 0, nameof(PStd), PStd, "> 0");
+        Require(SigmaData > 0, nameof(SigmaData), SigmaData, "> 0");
+        Require(CleanSigma > 0, nameof(CleanSigma), CleanSigma, "> 0");
+        return this;
+    }
+
+    /// <summary>The model shape this method needs on top of a DiT preset (decoder, [MASK] token, clean inputs).</summary>
+    public Models.DiffusionTransformerConfig ConfigureModel(Models.DiffusionTransformerConfig backbone)
+    {
+        var config = backbone;
+        if (Method != TrainingMethod.DiT && !config.HasDecoder) config = config.WithDefaultDecoder();
+        return Method switch
+        {
+            TrainingMethod.DiT => config,
+            TrainingMethod.MaskDiT => config with { UseMaskToken = true },
+            _ => config with
+            {
+                UseMaskToken = true,
+                CleanDecoderInput = CleanInto == CleanInto.Decoder,
+                CleanEncoderInput = CleanInto == CleanInto.Encoder,
+            },
+        };
+    }
+}

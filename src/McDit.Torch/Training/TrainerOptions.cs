@@ -1,0 +1,43 @@
+namespace McDit.Torch.Training;
+
+/// <summary>Optimisation settings of a training run (method.md §5); the objective's switches are in <see cref="Method"/>.</summary>
+public sealed record TrainerOptions
+{
+    /// <summary>The training method and its switches.</summary>
+    public MethodOptions Method { get; init; } = MethodOptions.For(TrainingMethod.McDiT);
+    /// <summary>AdamW learning rate (MaskDiT: 1e-4; up to 3e-4 for tiny models). Halved for unmasking tuning.</summary>
+    public double LearningRate { get; init; } = 1e-4;
+    /// <summary>AdamW decoupled weight decay.</summary>
+    public double WeightDecay { get; init; }
+    /// <summary>AdamW β1.</summary>
+    public double Beta1 { get; init; } = 0.9;
+    /// <summary>AdamW β2.</summary>
+    public double Beta2 { get; init; } = 0.999;
+    /// <summary>Decay of the weight EMA used for sampling (0.9999 for long runs, 0.999 for short ones).</summary>
+    public double EmaDecay { get; init; } = 0.999;
+    /// <summary>Clip the global gradient norm to this value; 0 disables clipping.</summary>
+    public double GradClipNorm { get; init; }
+    /// <summary>Seed of the initialisation and of every random draw of training.</summary>
+    public long Seed { get; init; }
+    /// <summary>Device name: cpu, cuda, cuda:N or auto.</summary>
+    public string Device { get; init; } = "auto";
+    /// <summary>Precision of the network's forward and backward passes.</summary>
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
+
+    /// <summary>Checks every value and returns the options; throws naming the option otherwise.</summary>
+    public TrainerOptions Validated()
+    {
+        static void Require(bool ok, string name, object value, string expected)
+        {
+            if (!ok) throw new ArgumentException($"Training option {name} = {value} is invalid: expected {expected}.", name);
+        }
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "a positive number");
+        Require(WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "≥ 0");
+        Require(Beta1 >= 0 && Beta1 < 1, nameof(Beta1), Beta1, "a value in [0, 1)");
+        Require(Beta2 >= 0 && Beta2 < 1, nameof(Beta2), Beta2, "a value in [0, 1)");
+        Require(EmaDecay >= 0 && EmaDecay <= 1, nameof(EmaDecay), EmaDecay, "a value in [0, 1]");
+        Require(GradClipNorm >= 0, nameof(GradClipNorm), GradClipNorm, "≥ 0 (0 = no clipping)");
+        Method.Validated();
+        return this;
+    }
+}

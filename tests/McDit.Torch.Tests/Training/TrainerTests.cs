@@ -1,0 +1,150 @@
+using McDit.Torch.Diffusion;
+using McDit.Torch.Models;
+using McDit.Torch.Training;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace McDit.Torch.Tests.Training;
+
+public class TrainerTests
+{
+    [Theory]
+    [MemberData(nameof(TinySetup.AllMethods), MemberType = typeof(TinySetup))]
+    public void EveryMethodTrainsAndSamplesWithTheRightShapes(string name, MethodOptions method)
+    {
+        var (images, labels) = TinySetup.Data(8);
+        using var trainer = new DiffusionTrainer(TinySetup.BackboneFor(method.Method), TinySetup.Options(method));
+        var loss = trainer.Step(images, labels);
+        Assert.True(double.IsFinite(loss.Total) && loss.Total > 0, $"{name}: loss {loss.Total}");
+        Assert.Equal(method.UsesBranches && method.NoisyBranch, trainer.NoisyBranch is not null);
+        using var samples = trainer.Generate(new[] { 0, 1, 2 }, 3, seed: 1, new SamplerOptions { Steps = 3 });
+        Assert.Equal(new long[] { 3, 2, 8, 8 }, samples.shape);
+        Assert.False(samples.isnan().any().item<bool>());
+        images.Dispose(); labels.Dispose();
+    }
+
+    [Theory]
+    [MemberData(nameof(TinySetup.AllMethods), MemberType = typeof(TinySetup))]
+    public void EveryMethodDrivesItsLossDownOnATinyBatch(string name, MethodOptions method)
+    {
+        var (images, labels) = TinySetup.Data(8);
+        using var trainer = new DiffusionTrainer(TinySetup.BackboneFor(method.Method), TinySetup.Options(method, lr: 3e-3));
+        // A fixed evaluation: the same σ, ε and mask before and after training.
+        var objective = new DiffusionObjective(method with { LabelDropout = 0 });
+        using var g = new Generator(99, torch.CPU);
+        var draws = objective.Draw(trainer.Model, images, labels, g);
+        double Evaluate()
+        {
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            return objective.Loss(trainer.Model, images, draws, trainer.NoisyBranch, trainer.CleanBranch).PerSample.mean().item<float>();
+        }
+        double before = Evaluate();
+        for (int i = 0; i < 120; i++) trainer.Step(images, labels);
+        double after = Evaluate();
+        Assert.True(after < 0.6 * before, $"{name}: loss {before:F4} → {after:F4}");
+        draws.Mask?.Dispose();
+        images.Dispose(); labels.Dispose();
+    }
+
+    [Theory]
+    [MemberData(nameof(TinySetup.AllMethods), MemberType = typeof(TinySetup))]
+    public void ATrainingStepLeavesNoLiveTensorsBehind(string name, MethodOptions method)
+    {
+        var (images, labels) = TinySetup.Data(8);
+        using var trainer = new DiffusionTrainer(TinySetup.BackboneFor(method.Method), TinySetup.Options(method));
+        trainer.Step(images, labels); // gradients and optimizer state come into being here
+        trainer.Step(images, labels);
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 3; i++) trainer.Step(images, labels);
+        long after = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        Assert.True(after == before, $"{name}: {after - before} tensors leaked over 3 steps");
+        images.Dispose(); labels.Dispose();
+    }
+
+    [Fact]
+    public void SamplingIsDeterministicPerSeed()
+    {
+        var (images, labels) = TinySetup.Data(8);
+        using var trainer = new DiffusionTrainer(TinySetup.Backbone(), TinySetup.Options(MethodOptions.For(TrainingMethod.McDiT)));
+        trainer.Step(images, labels);
+        var sampler = new SamplerOptions { Steps = 4, GuidanceScale = 1.5 };
+        using var a = trainer.Generate(new[] { 0, 1 }, 2, seed: 5, sampler);
+        using var b = trainer.Generate(new[] { 0, 1 }, 2, seed: 5, sampler);
+        using var c = trainer.Generate(new[] { 0, 1 }, 2, seed: 6, sampler);
+        Assert.True(torch.equal(a, b));
+        Assert.False(torch.equal(a, c));
+        images.Dispose(); labels.Dispose();
+    }
+
+    [Fact]
+    public void SameSeedSameRunDifferentSeedDifferentRun()
+    {
+        var (images, labels) = TinySetup.Data(8);
+        Tensor Run(long seed)
+        {
+            using var trainer = new DiffusionTrainer(TinySetup.Backbone(), TinySetup.Options(MethodOptions.For(TrainingMethod.McDiT), seed));
+            for (int i = 0; i < 3; i++) trainer.Step(images, labels);
+            return trainer.Model.state_dict()["blocks.0.attn.qkv.weight"].clone();
+        }
+        using var a = Run(1);
+        using var b = Run(1);
+        using var c = Run(2);
+        Assert.True(torch.equal(a, b));
+        Assert.False(torch.equal(a, c));
+        images.Dispose(); labels.Dispose();
+    }
+
+    [Fact]
+    public void UnmaskTuningHalvesTheLearningRateAndDropsMaskingAndBranches()
+    {
+        var (images, labels) = TinySetup.Data(8);
+        using var trainer = new DiffusionTrainer(TinySetup.Backbone(), TinySetup.Options(MethodOptions.For(TrainingMethod.McDiT)));
+        trainer.Step(images, labels);
+        trainer.StartUnmaskTuning();
+        Assert.Equal(2, trainer.State.Stage);
+        Assert.Equal(trainer.Options.LearningRate / 2, trainer.Optimizer.LearningRate);
+        Assert.Equal(0, trainer.CurrentMethod.MaskRatio);
+        Assert.False(trainer.CurrentMethod.UsesBranches);
+        var loss = trainer.Step(images, labels);
+        Assert.Equal(0, loss.NoisyBranch);
+        Assert.Equal(0, loss.Masked);
+        images.Dispose(); labels.Dispose();
+    }
+
+    [Fact]
+    public void GradientClippingAndBFloat16Train()
+    {
+        var (images, labels) = TinySetup.Data(8);
+        var options = TinySetup.Options(MethodOptions.For(TrainingMethod.McDiT)) with { GradClipNorm = 0.5, Precision = TrainingPrecision.BFloat16 };
+        using var trainer = new DiffusionTrainer(TinySetup.Backbone(), options);
+        Assert.Equal(ScalarType.BFloat16, trainer.Model.parameters().First().dtype);
+        Assert.All(trainer.Optimizer.MasterWeights.Values, m => Assert.Equal(ScalarType.Float32, m.dtype));
+        Assert.Equal(ScalarType.Float32, trainer.EmaModel.parameters().First().dtype);
+        double first = trainer.Step(images, labels).Total;
+        for (int i = 0; i < 30; i++) trainer.Step(images, labels);
+        Assert.True(double.IsFinite(trainer.State.LastLoss));
+        images.Dispose(); labels.Dispose();
+    }
+
+    [Fact]
+    public void BadBatchesAreRejectedWithTheExpectedShape()
+    {
+        using var trainer = new DiffusionTrainer(TinySetup.Backbone(), TinySetup.Options(MethodOptions.For(TrainingMethod.MaskDiT)));
+        using var wrong = torch.zeros(2, 3, 8, 8);
+        var e = Assert.Throws<ArgumentException>(() => trainer.Step(wrong, null));
+        Assert.Contains("[N, 2, 8, 8]", e.Message);
+        using var images = torch.zeros(2, 2, 8, 8);
+        using var labels = torch.tensor(new long[] { 0, 3 });
+        var e2 = Assert.Throws<ArgumentOutOfRangeException>(() => trainer.Step(images, labels));
+        Assert.Contains("0..2", e2.Message);
+    }
+
+    [Fact]
+    public void DiTWithMaskingIsRejected()
+    {
+        var e = Assert.Throws<ArgumentException>(() => (MethodOptions.For(TrainingMethod.DiT) with { MaskRatio = 0.5 }).Validated());
+        Assert.Contains("MaskRatio", e.Message);
+    }
+}
