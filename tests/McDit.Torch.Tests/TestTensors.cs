@@ -18,6 +18,15 @@ internal static class TestTensors
         fixture.Where(kv => !DataPrefixes.Any(p => kv.Key.StartsWith(p, StringComparison.Ordinal)))
             .ToDictionary(kv => kv.Key, kv => kv.Value);
 
+    /// <summary>True when both tensors have the same shape and equal values everywhere.</summary>
+    public static bool Same(Tensor a, Tensor b)
+    {
+        if (!a.shape.SequenceEqual(b.shape)) return false;
+        using var eq = a.eq(b);
+        using var all = eq.all();
+        return all.item<bool>();
+    }
+
     /// <summary>‖a − b‖ / ‖b‖.</summary>
     public static double RelativeError(Tensor actual, Tensor expected)
     {

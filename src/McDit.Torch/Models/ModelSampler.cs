@@ -32,7 +32,11 @@ public static class ModelSampler
             using var generator = new Generator((ulong)seed, torch.CPU);
             var latents = randn(new long[] { count, config.InChannels, config.InputSize, config.InputSize }, generator: generator).to(device);
             Tensor? y = labels is null || config.NumClasses == 0 ? null : tensor(labels.Select(l => (long)l).ToArray(), device: device);
-            var opts = y is null ? options with { GuidanceScale = 1.0 } : options with { NullLabel = model.NullLabel };
+            var opts = new SamplerOptions
+            {
+                Steps = options.Steps, Solver = options.Solver, SigmaMin = options.SigmaMin, SigmaMax = options.SigmaMax, Rho = options.Rho,
+                GuidanceScale = y is null ? 1.0 : options.GuidanceScale, NullLabel = model.NullLabel,
+            };
             var samples = EdmSampler.Sample(ModelDenoiser.Create(model, sigmaData), latents, y, opts, progress);
             return samples.cpu().MoveToOuterDisposeScope();
         }

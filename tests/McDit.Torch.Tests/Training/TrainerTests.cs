@@ -73,8 +73,8 @@ public class TrainerTests
         using var a = trainer.Generate(new[] { 0, 1 }, 2, seed: 5, sampler);
         using var b = trainer.Generate(new[] { 0, 1 }, 2, seed: 5, sampler);
         using var c = trainer.Generate(new[] { 0, 1 }, 2, seed: 6, sampler);
-        Assert.True(torch.equal(a, b));
-        Assert.False(torch.equal(a, c));
+        Assert.True(TestTensors.Same(a, b));
+        Assert.False(TestTensors.Same(a, c));
         images.Dispose(); labels.Dispose();
     }
 
@@ -91,8 +91,8 @@ public class TrainerTests
         using var a = Run(1);
         using var b = Run(1);
         using var c = Run(2);
-        Assert.True(torch.equal(a, b));
-        Assert.False(torch.equal(a, c));
+        Assert.True(TestTensors.Same(a, b));
+        Assert.False(TestTensors.Same(a, c));
         images.Dispose(); labels.Dispose();
     }
 
