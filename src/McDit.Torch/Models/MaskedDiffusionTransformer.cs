@@ -16,22 +16,30 @@ namespace McDit.Torch.Models;
 /// This is the raw network F(c_in·x, c_noise, y) of the EDM formulation; preconditioning lives in
 /// <see cref="Diffusion.EdmPreconditioning"/> and the training objectives in <c>McDit.Torch.Training</c>.
 /// </remarks>
-public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tensor?, Tensor>
+public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IMaskedDecoderWeights
 {
     private readonly PatchEmbed x_embedder;
     private readonly Parameter pos_embed;
     private readonly TimestepEmbedder t_embedder;
     private readonly LabelEmbedder? y_embedder;
     private readonly ModuleList<DiTBlock> blocks;
-    private readonly MaskedDecoder _decoder;
+    // Field names matter: TorchSharp's to() re-binds converted parameters to fields of the same name.
+    private Parameter? decoder_pos_embed;
+    private readonly FinalLayer? decoder_layer;
+    private readonly ModuleList<DiTBlock>? decoder_blocks;
+    private Parameter? mask_token;
+    private readonly FinalLayer final_layer;
     private readonly PatchEmbed? clean_embedder;
     private readonly Parameter? type_embed;
 
     /// <summary>The shape of this model.</summary>
     public DiffusionTransformerConfig Config { get; }
 
-    /// <summary>The decoder (registered flat at this module's top level).</summary>
-    public MaskedDecoder Decoder => _decoder;
+    FinalLayer? IMaskedDecoderWeights.DecoderLayer => decoder_layer;
+    ModuleList<DiTBlock>? IMaskedDecoderWeights.DecoderBlocks => decoder_blocks;
+    Parameter? IMaskedDecoderWeights.DecoderPosEmbed => decoder_pos_embed;
+    Parameter? IMaskedDecoderWeights.MaskToken => mask_token;
+    FinalLayer IMaskedDecoderWeights.FinalLayer => final_layer;
 
     /// <summary>Creates a model with DiT's initialisation (seed the global generator with torch.manual_seed first for reproducibility).</summary>
     public MaskedDiffusionTransformer(DiffusionTransformerConfig config) : base(nameof(MaskedDiffusionTransformer))
@@ -44,7 +52,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
         y_embedder = config.NumClasses > 0 ? new LabelEmbedder(config.NumClasses, config.HiddenSize) : null;
         blocks = new ModuleList<DiTBlock>(Enumerable.Range(0, config.Depth)
             .Select(_ => new DiTBlock(config.HiddenSize, config.HiddenSize, config.NumHeads, config.MlpRatio)).ToArray());
-        _decoder = new MaskedDecoder(config);
+        (decoder_layer, decoder_blocks, decoder_pos_embed, mask_token, final_layer) = MaskedDecoder.Create(config);
         if (config.CleanDecoderInput) clean_embedder = new PatchEmbed(config.InChannels, config.DecoderHiddenSize, config.PatchSize);
         if (config.CleanEncoderInput)
         {
@@ -58,8 +66,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
         if (y_embedder is not null) register_module(nameof(y_embedder), y_embedder);
         register_module(nameof(blocks), blocks);
         // MaskDiT keeps the decoder's parameters at the top level; so do we.
-        foreach (var (name, p) in _decoder.named_parameters(recurse: false)) register_parameter(name, p);
-        foreach (var (name, m) in _decoder.named_children()) register_module(name, m);
+        MaskedDecoder.Register(this, this, register_module, register_parameter);
         if (clean_embedder is not null) register_module(nameof(clean_embedder), clean_embedder);
         if (type_embed is not null) register_parameter(nameof(type_embed), type_embed);
     }
@@ -114,6 +121,9 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
         return x.MoveToOuterDisposeScope();
     }
 
+    /// <summary>The decoder on encoder tokens; see <see cref="MaskedDecoder.Forward"/>.</summary>
+    public Tensor Decode(Tensor encoded, Tensor c, PatchMask? mask, Tensor? fill) => MaskedDecoder.Forward(this, encoded, c, mask, fill);
+
     /// <summary>Patch outputs [N, L, p²·C_out] → image [N, C_out, H, W] (DiT's unpatchify).</summary>
     public Tensor Unpatchify(Tensor x)
     {
@@ -135,7 +145,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
         using var scope = NewDisposeScope();
         var c = Condition(cNoise, labels);
         var encoded = Encode(Embed(xIn), c);
-        return Unpatchify(_decoder.Forward(encoded, c, null, null)).MoveToOuterDisposeScope();
+        return Unpatchify(Decode(encoded, c, null, null)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Parameters that the optimizer updates (excludes the fixed position embeddings).</summary>

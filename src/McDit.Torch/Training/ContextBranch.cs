@@ -12,18 +12,28 @@ namespace McDit.Torch.Training;
 /// <see cref="BranchScope.DecoderAndEncoder"/>, of its encoder blocks). Its parameter names equal the main
 /// model's, so the EMA update matches them by name.
 /// </summary>
-public sealed class ContextBranch : nn.Module
+public sealed class ContextBranch : nn.Module, IMaskedDecoderWeights
 {
-    private readonly MaskedDecoder _decoder;
+    // Field names matter: TorchSharp's to() re-binds converted parameters to fields of the same name.
+    private Parameter? decoder_pos_embed;
+    private readonly FinalLayer? decoder_layer;
+    private readonly ModuleList<DiTBlock>? decoder_blocks;
+    private Parameter? mask_token;
+    private readonly FinalLayer final_layer;
     private readonly ModuleList<DiTBlock>? blocks;
+
+    FinalLayer? IMaskedDecoderWeights.DecoderLayer => decoder_layer;
+    ModuleList<DiTBlock>? IMaskedDecoderWeights.DecoderBlocks => decoder_blocks;
+    Parameter? IMaskedDecoderWeights.DecoderPosEmbed => decoder_pos_embed;
+    Parameter? IMaskedDecoderWeights.MaskToken => mask_token;
+    FinalLayer IMaskedDecoderWeights.FinalLayer => final_layer;
 
     /// <summary>Creates a branch as a copy of the main model's current weights.</summary>
     public ContextBranch(MaskedDiffusionTransformer model, BranchScope scope) : base(nameof(ContextBranch))
     {
         var config = model.Config;
-        _decoder = new MaskedDecoder(config);
-        foreach (var (name, p) in _decoder.named_parameters(recurse: false)) register_parameter(name, p);
-        foreach (var (name, m) in _decoder.named_children()) register_module(name, m);
+        (decoder_layer, decoder_blocks, decoder_pos_embed, mask_token, final_layer) = MaskedDecoder.Create(config);
+        MaskedDecoder.Register(this, this, register_module, register_parameter);
         if (scope == BranchScope.DecoderAndEncoder)
         {
             blocks = new ModuleList<DiTBlock>(Enumerable.Range(0, config.Depth)
@@ -47,5 +57,5 @@ public sealed class ContextBranch : nn.Module
     }
 
     /// <summary>Decodes kept tokens with [MASK] tokens at the masked positions → [N, L, p²·C_out].</summary>
-    public Tensor Decode(Tensor encodedKept, Tensor c, PatchMask mask) => _decoder.Forward(encodedKept, c, mask, null);
+    public Tensor Decode(Tensor encodedKept, Tensor c, PatchMask mask) => MaskedDecoder.Forward(this, encodedKept, c, mask, null);
 }

@@ -76,7 +76,7 @@ public sealed class DiffusionObjective
         Tensor noisyTerm = zeros_like(maskedTerm), cleanTerm = zeros_like(maskedTerm);
         if (mask is null)
         {
-            var d = Denoised(model.Decoder.Forward(model.Encode(noisyTokens, c), c, null, null), xNoisy, sigma);
+            var d = Denoised(model.Decode(model.Encode(noisyTokens, c), c, null, null), xNoisy, sigma);
             perSample = (weight * (d - x0).square()).mean(new long[] { 1, 2, 3 });
         }
         else
@@ -96,7 +96,7 @@ public sealed class DiffusionObjective
                 var cleanTokens = model.Embed((x0 / o.SigmaData).to_type(computeType));
                 var isClean = mask.Mask.unsqueeze(-1).to_type(computeType);
                 var mixed = model.AddTypeEmbedding(noisyTokens * (1 - isClean) + cleanTokens * isClean, mask.Mask);
-                mainPatches = model.Decoder.Forward(model.Encode(mixed, c), c, null, null);
+                mainPatches = model.Decode(model.Encode(mixed, c), c, null, null);
             }
             else
             {
@@ -104,7 +104,7 @@ public sealed class DiffusionObjective
                 var fill = o.UsesCleanInputs
                     ? mask.GatherMasked(model.EmbedClean((x0 / o.SigmaData).to_type(computeType)))
                     : null; // [MASK] token
-                mainPatches = model.Decoder.Forward(encodedKept, c, mask, fill);
+                mainPatches = model.Decode(encodedKept, c, mask, fill);
             }
             var d = Denoised(mainPatches, xNoisy, sigma);
             var errorPerPatch = Patches.PatchMean(weight * (d - x0).square(), p);

@@ -80,8 +80,8 @@ public sealed class DiffusionTrainer : IDisposable
     /// </summary>
     public LossBreakdown Step(Tensor images, Tensor? labels)
     {
-        ValidateBatch(images, labels);
         using var scope = NewDisposeScope();
+        ValidateBatch(images, labels);
         Model.train();
         var x0 = images.to(ScalarType.Float32).to(Device);
         var y = Config.NumClasses > 0 && labels is not null ? labels.to(ScalarType.Int64).to(Device) : null;

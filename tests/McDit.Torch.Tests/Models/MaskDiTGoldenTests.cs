@@ -64,7 +64,7 @@ public sealed class MaskDiTGoldenTests : IDisposable
         var x = T["input.images"] + T["input.eps"] * s;
         var c = _model.Condition(edm.CNoise(sigma), Labels(T["input.labels_onehot"]));
         var kept = _model.Encode(mask.GatherKept(_model.Embed(edm.CIn(s) * x)), c);
-        var d = edm.CSkip(s) * x + edm.COut(s) * _model.Unpatchify(_model.Decoder.Forward(kept, c, mask, null));
+        var d = edm.CSkip(s) * x + edm.COut(s) * _model.Unpatchify(_model.Decode(kept, c, mask, null));
         Assert.True(TestTensors.RelativeError(d, T["train.D"]) < 1e-5, $"relative error {TestTensors.RelativeError(d, T["train.D"])}");
         mask.Dispose();
     }
