@@ -16,7 +16,7 @@ public static class McDitMLContextExtensions
 }
 
 /// <summary>McDit's components, grouped as ML.NET groups its own (<see cref="Transforms"/>, ...).</summary>
-public sealed class McDitCatalog
+public sealed partial class McDitCatalog
 {
     internal McDitCatalog(IHostEnvironment env)
     {
@@ -31,7 +31,7 @@ public sealed class McDitCatalog
 }
 
 /// <summary>McDit's data transforms: <c>mlContext.McDit().Transforms</c>.</summary>
-public sealed class McDitTransformsCatalog
+public sealed partial class McDitTransformsCatalog
 {
     readonly IHostEnvironment _env;
 

@@ -53,7 +53,7 @@ public sealed class DiffusionObjective
 
     /// <summary>
     /// Per-sample loss [N] and its breakdown for clean data x0 [N, C, H, W] (float32) with the given draws.
-    /// <paramref name="branches"/> are MC-DiT's (noisy, clean) EMA branches, or nulls.
+    /// <paramref name="noisyBranch"/> and <paramref name="cleanBranch"/> are MC-DiT's EMA branches, or null.
     /// </summary>
     public (Tensor PerSample, LossBreakdown Breakdown) Loss(
         MaskedDiffusionTransformer model, Tensor x0, Draws draws, ContextBranch? noisyBranch = null, ContextBranch? cleanBranch = null)
