@@ -1,1 +1,3 @@
-return 0; // replaced by the mcdit command
+using McDit.Cli;
+
+return await McDitCli.RunAsync(args, Console.Out, Console.Error);

@@ -1,0 +1,91 @@
+using System.CommandLine;
+using System.Globalization;
+using McDit.Cli.Runs;
+using McDit.Torch.Diffusion;
+using McDit.Torch.Training;
+
+namespace McDit.Cli.Commands;
+
+/// <summary><c>mcdit train</c>: trains DiT, MaskDiT or MC-DiT into a run folder.</summary>
+public static class TrainCommand
+{
+    /// <summary>Creates the command.</summary>
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var defaults = new TrainSettings();
+        var outDir = new Option<string>("--out") { Description = "Run folder (created; holds run.json, checkpoints/, samples/, metrics.jsonl, loss.png).", DefaultValueFactory = _ => "runs/mcdit" };
+        var data = new Option<string>("--data") { Description = "'embedded' (6,000 Fashion-MNIST images in the library), 'fashion-mnist' (/usr/share/datasets/fashion-mnist) or a folder of IDX files.", DefaultValueFactory = _ => defaults.Data };
+        var method = new Option<TrainingMethod>("--method") { Description = "DiT, MaskDiT or McDiT.", DefaultValueFactory = _ => defaults.Method };
+        var model = new Option<string>("--model") { Description = "Backbone preset: Tiny|S|B|L|XL / patch size, e.g. Tiny/4, S/2.", DefaultValueFactory = _ => defaults.Model };
+        var maskRatio = new Option<double?>("--mask-ratio") { Description = "Fraction of tokens masked (default: the method's, 0.5 for MaskDiT and MC-DiT)." };
+        var steps = new Option<long>("--steps") { Description = "Masked pre-training steps (stage 1).", DefaultValueFactory = _ => defaults.Steps };
+        var unmask = new Option<long>("--unmask-steps") { Description = "Unmasking-tuning steps after stage 1 (r = 0, lr halved).", DefaultValueFactory = _ => defaults.UnmaskSteps };
+        var batch = new Option<int>("--batch-size") { Description = "Images per step.", DefaultValueFactory = _ => defaults.BatchSize };
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => defaults.LearningRate };
+        var ema = new Option<double>("--ema-decay") { Description = "Decay of the weight EMA used for sampling.", DefaultValueFactory = _ => defaults.EmaDecay };
+        var clip = new Option<double>("--grad-clip") { Description = "Clip the gradient norm to this value (0: no clipping).", DefaultValueFactory = _ => defaults.GradClip };
+        var seed = new Option<long>("--seed") { Description = "Seed of initialisation, data order and every random draw.", DefaultValueFactory = _ => defaults.Seed };
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => defaults.Device };
+        var precision = new Option<TrainingPrecision>("--precision") { Description = "Float32, or BFloat16 (CUDA; float32 master weights).", DefaultValueFactory = _ => defaults.Precision };
+        var sampleEvery = new Option<long>("--sample-every") { Description = "Write a sample grid every N steps (0: only at the end).", DefaultValueFactory = _ => defaults.SampleEvery };
+        var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Write a checkpoint every N steps (0: only at the end).", DefaultValueFactory = _ => defaults.CheckpointEvery };
+        var samplerSteps = new Option<int>("--sampler-steps") { Description = "Sampler steps for the grids.", DefaultValueFactory = _ => defaults.SamplerSteps };
+        var solver = new Option<SamplerSolver>("--solver") { Description = "Heun (2nd order) or Euler.", DefaultValueFactory = _ => defaults.Solver };
+        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale for the grids (1: none).", DefaultValueFactory = _ => defaults.Guidance };
+        var columns = new Option<int>("--grid-columns") { Description = "Samples per class row in the grids.", DefaultValueFactory = _ => defaults.GridColumns };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (exactly as if never stopped). --steps and --device may be given to extend it or move it." };
+
+        var command = new Command("train", "Train DiT, MaskDiT or MC-DiT on labelled images; Ctrl+C writes a checkpoint and stops.")
+        {
+            outDir, data, method, model, maskRatio, steps, unmask, batch, lr, ema, clip, seed, device, precision,
+            sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, resume,
+        };
+        command.SetAction(parse =>
+        {
+            var folder = new RunFolder(parse.GetValue(outDir)!);
+            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
+            using var interruption = new Interruption();
+            TrainingSession.Summary summary;
+            if (parse.GetValue(resume))
+            {
+                long? extra = parse.GetResult(steps) is { Implicit: false } ? parse.GetValue(steps) : null;
+                string? dev = parse.GetResult(device) is { Implicit: false } ? parse.GetValue(device) : null;
+                summary = session.Resume(folder, extra, dev, interruption.Token);
+            }
+            else
+            {
+                var settings = new TrainSettings
+                {
+                    Data = parse.GetValue(data)!, Model = parse.GetValue(model)!, Method = parse.GetValue(method),
+                    MaskRatio = parse.GetValue(maskRatio), Steps = parse.GetValue(steps), UnmaskSteps = parse.GetValue(unmask),
+                    BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), EmaDecay = parse.GetValue(ema),
+                    GradClip = parse.GetValue(clip), Seed = parse.GetValue(seed), Device = parse.GetValue(device)!,
+                    Precision = parse.GetValue(precision), SampleEvery = parse.GetValue(sampleEvery),
+                    CheckpointEvery = parse.GetValue(checkpointEvery), SamplerSteps = parse.GetValue(samplerSteps),
+                    Solver = parse.GetValue(solver), Guidance = parse.GetValue(guidance), GridColumns = parse.GetValue(columns),
+                };
+                summary = session.Start(folder, settings, interruption.Token);
+            }
+            PrintSummary(output, folder, summary);
+            return summary.Interrupted ? 130 : 0;
+        });
+        return command;
+    }
+
+    private static void PrintSummary(TextWriter output, RunFolder folder, TrainingSession.Summary s)
+    {
+        var rows = new List<(string, string)>
+        {
+            ("run folder", folder.Path),
+            ("steps", s.Steps.ToString(CultureInfo.InvariantCulture) + (s.Interrupted ? " (interrupted)" : "")),
+            ("last loss", s.FinalLoss.ToString("F4", CultureInfo.InvariantCulture)),
+            ("speed", s.StepsPerSecond.ToString("F2", CultureInfo.InvariantCulture) + " steps/s"),
+            ("checkpoint", s.Checkpoint),
+        };
+        if (s.SampleGrid is not null) rows.Add(("samples", s.SampleGrid));
+        if (File.Exists(folder.LossCurveFile)) rows.Add(("loss curve", folder.LossCurveFile));
+        int width = rows.Max(r => r.Item1.Length);
+        output.WriteLine();
+        foreach (var (k, v) in rows) output.WriteLine($"  {k.PadRight(width)}  {v}");
+    }
+}

@@ -1,0 +1,89 @@
+using System.Globalization;
+using System.Text.Json;
+using McDit.Torch.IO;
+using McDit.Torch.Training;
+
+namespace McDit.Cli.Runs;
+
+/// <summary>
+/// The files of a training run: run.json (settings), checkpoints/step-NNNNNNN/ with a <c>latest</c> pointer,
+/// metrics.jsonl (one line per step), samples/step-NNNNNNN.png grids, samples/final.png and loss.png.
+/// </summary>
+public sealed class RunFolder
+{
+    /// <summary>Number of checkpoints kept (older ones are deleted after a newer one is complete).</summary>
+    public const int CheckpointsKept = 2;
+
+    /// <summary>The folder.</summary>
+    public string Path { get; }
+
+    /// <summary>Opens (without creating) a run folder.</summary>
+    public RunFolder(string path) => Path = System.IO.Path.GetFullPath(path);
+
+    /// <summary>run.json.</summary>
+    public string SettingsFile => System.IO.Path.Combine(Path, "run.json");
+    /// <summary>metrics.jsonl.</summary>
+    public string MetricsFile => System.IO.Path.Combine(Path, "metrics.jsonl");
+    /// <summary>loss.png.</summary>
+    public string LossCurveFile => System.IO.Path.Combine(Path, "loss.png");
+    /// <summary>checkpoints/.</summary>
+    public string CheckpointsFolder => System.IO.Path.Combine(Path, "checkpoints");
+    /// <summary>samples/.</summary>
+    public string SamplesFolder => System.IO.Path.Combine(Path, "samples");
+
+    /// <summary>The checkpoint folder for a step.</summary>
+    public string CheckpointFor(long step) =>
+        System.IO.Path.Combine(CheckpointsFolder, "step-" + step.ToString("D7", CultureInfo.InvariantCulture));
+
+    /// <summary>The sample grid for a step.</summary>
+    public string SamplesFor(long step) =>
+        System.IO.Path.Combine(SamplesFolder, "step-" + step.ToString("D7", CultureInfo.InvariantCulture) + ".png");
+
+    /// <summary>True when the folder holds a run (run.json).</summary>
+    public bool HasRun => File.Exists(SettingsFile);
+
+    /// <summary>The newest complete checkpoint, or null.</summary>
+    public string? LatestCheckpoint
+    {
+        get
+        {
+            var pointer = System.IO.Path.Combine(CheckpointsFolder, "latest");
+            if (!File.Exists(pointer)) return null;
+            var folder = System.IO.Path.Combine(CheckpointsFolder, File.ReadAllText(pointer).Trim());
+            return Directory.Exists(folder) ? folder : null;
+        }
+    }
+
+    /// <summary>Writes run.json atomically.</summary>
+    public void SaveSettings(TrainSettings settings)
+    {
+        Directory.CreateDirectory(Path);
+        AtomicFile.WriteAllText(SettingsFile, JsonSerializer.Serialize(settings, Checkpoint.Json));
+    }
+
+    /// <summary>Reads run.json.</summary>
+    public TrainSettings LoadSettings()
+    {
+        if (!HasRun) throw new FileNotFoundException($"'{Path}' is not a run folder: it has no run.json. Start a run with `mcdit train --out {Path}`.", SettingsFile);
+        try
+        {
+            return JsonSerializer.Deserialize<TrainSettings>(File.ReadAllText(SettingsFile), Checkpoint.Json)
+                ?? throw new InvalidDataException($"{SettingsFile} is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{SettingsFile} is not valid JSON: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Saves a checkpoint for the trainer's current step, points <c>latest</c> at it and prunes old ones.</summary>
+    public string SaveCheckpoint(DiffusionTrainer trainer)
+    {
+        var folder = CheckpointFor(trainer.State.Step);
+        Checkpoint.Save(trainer, folder);
+        AtomicFile.WriteAllText(System.IO.Path.Combine(CheckpointsFolder, "latest"), System.IO.Path.GetFileName(folder));
+        var old = Directory.GetDirectories(CheckpointsFolder, "step-*").OrderByDescending(d => d, StringComparer.Ordinal).Skip(CheckpointsKept);
+        foreach (var d in old) Directory.Delete(d, recursive: true);
+        return folder;
+    }
+}

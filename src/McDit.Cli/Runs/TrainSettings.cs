@@ -1,0 +1,70 @@
+using McDit.Torch.Diffusion;
+using McDit.Torch.Training;
+
+namespace McDit.Cli.Runs;
+
+/// <summary>Everything a training run was started with; stored as run.json in the run folder.</summary>
+public sealed record TrainSettings
+{
+    /// <summary>Data source: "embedded", "fashion-mnist" or a folder of IDX files.</summary>
+    public string Data { get; init; } = "embedded";
+    /// <summary>Model preset, e.g. Tiny/4 or S/2.</summary>
+    public string Model { get; init; } = "Tiny/4";
+    /// <summary>DiT, MaskDiT or MC-DiT.</summary>
+    public TrainingMethod Method { get; init; } = TrainingMethod.McDiT;
+    /// <summary>Mask ratio; null keeps the method's default.</summary>
+    public double? MaskRatio { get; init; }
+    /// <summary>Masked pre-training steps (stage 1).</summary>
+    public long Steps { get; init; } = 300;
+    /// <summary>Unmasking-tuning steps after stage 1 (stage 2).</summary>
+    public long UnmaskSteps { get; init; }
+    /// <summary>Images per step.</summary>
+    public int BatchSize { get; init; } = 64;
+    /// <summary>AdamW learning rate.</summary>
+    public double LearningRate { get; init; } = 3e-4;
+    /// <summary>Decay of the sampling EMA.</summary>
+    public double EmaDecay { get; init; } = 0.999;
+    /// <summary>Gradient clipping (0 = none).</summary>
+    public double GradClip { get; init; }
+    /// <summary>Seed of initialisation, data order and every draw.</summary>
+    public long Seed { get; init; }
+    /// <summary>cpu, cuda, cuda:N or auto.</summary>
+    public string Device { get; init; } = "auto";
+    /// <summary>Float32 or BFloat16.</summary>
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
+    /// <summary>Write a sample grid every this many steps (0: only at the end).</summary>
+    public long SampleEvery { get; init; } = 100;
+    /// <summary>Write a checkpoint every this many steps (0: only at the end).</summary>
+    public long CheckpointEvery { get; init; } = 100;
+    /// <summary>Sampler steps for the grids.</summary>
+    public int SamplerSteps { get; init; } = 18;
+    /// <summary>Sampler (Heun or Euler) for the grids.</summary>
+    public SamplerSolver Solver { get; init; } = SamplerSolver.Heun;
+    /// <summary>Classifier-free guidance scale for the grids (1 = none).</summary>
+    public double Guidance { get; init; } = 1.5;
+    /// <summary>Samples per class row in the grids.</summary>
+    public int GridColumns { get; init; } = 8;
+
+    /// <summary>Total optimizer steps of the run.</summary>
+    public long TotalSteps => Steps + UnmaskSteps;
+
+    /// <summary>Checks the values and returns the settings; throws naming the option otherwise.</summary>
+    public TrainSettings Validated()
+    {
+        static void Require(bool ok, string option, object value, string expected)
+        {
+            if (!ok) throw new ArgumentException($"--{option} {value} is invalid: expected {expected}.");
+        }
+        Require(Steps >= 0, "steps", Steps, "≥ 0");
+        Require(UnmaskSteps >= 0, "unmask-steps", UnmaskSteps, "≥ 0");
+        Require(TotalSteps > 0, "steps", Steps, "at least one step in total");
+        Require(BatchSize >= 1, "batch-size", BatchSize, "≥ 1");
+        Require(LearningRate > 0, "lr", LearningRate, "> 0");
+        Require(SampleEvery >= 0, "sample-every", SampleEvery, "≥ 0");
+        Require(CheckpointEvery >= 0, "checkpoint-every", CheckpointEvery, "≥ 0");
+        Require(SamplerSteps >= 1, "sampler-steps", SamplerSteps, "≥ 1");
+        Require(GridColumns >= 1 && GridColumns <= 64, "grid-columns", GridColumns, "1 to 64");
+        Require(MaskRatio is null || (MaskRatio >= 0 && MaskRatio < 1), "mask-ratio", MaskRatio!, "a value in [0, 1)");
+        return this;
+    }
+}
