@@ -369,7 +369,8 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
         {
             using (var content = SafeTensors.Load(weights, $"model zip entry {WeightsStream}"))
                 Checkpoint.LoadInto(network, content.Tensors, $"model zip entry {WeightsStream}");
-            network.to(TorchBackend.ResolveDevice(settings.Device));
+            // A model trained on a GPU loads wherever it is read: "cpu" stays on the CPU, anything else means CUDA when available.
+            network.to(string.Equals(settings.Device, "cpu", StringComparison.OrdinalIgnoreCase) ? torch.CPU : TorchBackend.ResolveDevice("auto"));
         }
         catch
         {

@@ -30,8 +30,11 @@ public class McDitTrainerTests
     {
         var ml = new MLContext(seed: 1);
         var data = KeyData(ml);
-        var pipeline = ml.McDit().Transforms.MaskPatches("Patches", "Image", patchSize: 2)
-            .Append(ml.McDit().Trainers.DiffusionTransformer(Options()));
+        var options = Options();
+        options.ImageColumnName = "Latent";
+        var pipeline = ml.McDit().Transforms.EncodeLatents("Latent", "Image")
+            .Append(ml.McDit().Transforms.MaskPatches("Patches", "Latent", patchSize: 2))
+            .Append(ml.McDit().Trainers.DiffusionTransformer(options));
         var model = pipeline.Fit(data);
         var generator = model.LastTransformer;
         Assert.Equal(3, generator.TrainedSteps);
@@ -252,6 +255,33 @@ public class McDitTrainerTests
         Assert.Equal(2, generated.Length);
         using var grid = unconditional.Generate(3);
         Assert.Equal(new long[] { 3, 1, Side, Side }, grid.shape);
+    }
+
+    [Fact]
+    public void EpochLimit_UnmaskTuning_AndEveryMethodTrain()
+    {
+        var ml = new MLContext(seed: 1);
+        var messages = new List<string>();
+        ml.Log += (_, e) => { lock (messages) messages.Add(e.Message); };
+        var options = Options(steps: 100);
+        options.MaximumNumberOfEpochs = 2; // 12 rows in batches of 4: 3 steps per epoch
+        Assert.Equal(6, ml.McDit().Trainers.DiffusionTransformer(options).Fit(KeyData(ml)).TrainedSteps);
+        Assert.Contains(messages, m => m.Contains("MaximumNumberOfEpochs"));
+
+        var tuning = Options(steps: 2);
+        tuning.UnmaskTuningSteps = 2;
+        Assert.Equal(4, ml.McDit().Trainers.DiffusionTransformer(tuning).Fit(KeyData(ml)).TrainedSteps);
+        Assert.Contains(messages, m => m.Contains("unmasking tuning"));
+
+        foreach (var method in new[] { TrainingMethod.DiT, TrainingMethod.MaskDiT })
+        {
+            var o = Options(steps: 1);
+            o.Method = method;
+            if (method == TrainingMethod.DiT) o.ModelConfig = TinyNetwork with { DecoderDepth = 0 }; // plain DiT; MaskDiT adds its decoder
+            var model = ml.McDit().Trainers.DiffusionTransformer(o).Fit(KeyData(ml));
+            Assert.Equal(method, model.Method);
+            Assert.Equal(method != TrainingMethod.DiT, model.Config.HasDecoder);
+        }
     }
 
     [Fact]
