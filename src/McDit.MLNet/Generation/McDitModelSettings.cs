@@ -1,0 +1,66 @@
+using McDit.Torch.Diffusion;
+using McDit.Torch.Models;
+using McDit.Torch.Training;
+
+namespace McDit.MLNet.Generation;
+
+/// <summary>
+/// Everything a <see cref="McDitModel"/> needs besides its weights; stored as <c>config.json</c> beside
+/// <c>model.safetensors</c> inside the ML.NET model zip.
+/// </summary>
+sealed record McDitModelSettings
+{
+    public const string CurrentFormat = "mcdit-mlnet-model-1";
+
+    public string Format { get; init; } = CurrentFormat;
+    /// <summary>The network's shape (with what the method added: decoder, [MASK] token, clean inputs).</summary>
+    public required DiffusionTransformerConfig Model { get; init; }
+    public TrainingMethod Method { get; init; } = TrainingMethod.McDiT;
+    public double SigmaData { get; init; } = 0.5;
+    public int Channels { get; init; }
+    public int Height { get; init; }
+    public int Width { get; init; }
+    public int NumberOfClasses { get; init; }
+    public string[]? ClassNames { get; init; }
+    public string? LabelColumnName { get; init; }
+    public string? SeedColumnName { get; init; }
+    public string GeneratedImageColumnName { get; init; } = "GeneratedImage";
+    public string GeneratedPixelsColumnName { get; init; } = "GeneratedPixels";
+    public int SamplingSteps { get; init; } = 18;
+    public SamplerSolver Solver { get; init; } = SamplerSolver.Heun;
+    public double GuidanceScale { get; init; } = 1.0;
+    public double SigmaMin { get; init; } = 0.002;
+    public double SigmaMax { get; init; } = 80;
+    public double Rho { get; init; } = 7;
+    public int BatchSize { get; init; } = 64;
+    public long Seed { get; init; }
+    public string Device { get; init; } = "auto";
+    public long TrainedSteps { get; init; }
+    public double FinalLoss { get; init; } = double.NaN;
+
+    /// <summary>Checks the values a loaded or requested model depends on; throws naming the setting.</summary>
+    public McDitModelSettings Validated()
+    {
+        if (Format != CurrentFormat)
+            throw new InvalidDataException($"McDit model settings have format '{Format}'; this version reads '{CurrentFormat}'.");
+        Model.Validated();
+        if (Channels != Model.InChannels || Height != Model.InputSize || Width != Model.InputSize)
+            throw new InvalidDataException(
+                $"McDit model settings say {Channels}×{Height}×{Width} images but the network takes {Model.InChannels}×{Model.InputSize}×{Model.InputSize}.");
+        if (NumberOfClasses != Model.NumClasses)
+            throw new InvalidDataException($"McDit model settings say {NumberOfClasses} classes but the network has {Model.NumClasses}.");
+        if (SamplingSteps < 1)
+            throw new ArgumentOutOfRangeException(nameof(SamplingSteps), SamplingSteps, "Sampling steps must be at least 1 (18 is a good default).");
+        if (!Enum.IsDefined(Solver))
+            throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "The solver must be Heun or Euler.");
+        if (!double.IsFinite(GuidanceScale))
+            throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "The guidance scale must be finite (1 = no guidance).");
+        if (BatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "The generation batch size must be at least 1.");
+        if (string.IsNullOrWhiteSpace(GeneratedImageColumnName) || string.IsNullOrWhiteSpace(GeneratedPixelsColumnName) ||
+            GeneratedImageColumnName == GeneratedPixelsColumnName)
+            throw new ArgumentException(
+                $"The generated image and pixel column names must be two different non-empty names; got '{GeneratedImageColumnName}' and '{GeneratedPixelsColumnName}'.");
+        return this;
+    }
+}

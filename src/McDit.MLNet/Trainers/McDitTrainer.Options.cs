@@ -1,0 +1,167 @@
+using McDit.Torch.Diffusion;
+using McDit.Torch.Models;
+using McDit.Torch.Training;
+
+namespace McDit.MLNet.Trainers;
+
+public sealed partial class McDitTrainer
+{
+    /// <summary>
+    /// Options of the diffusion transformer trainer (<c>mlContext.McDit().Trainers.DiffusionTransformer(options)</c>).
+    /// The defaults are those of the project's method notes for small data: MC-DiT, mask ratio 0.5, AdamW at 1e-4,
+    /// batch 64, weight EMA 0.999, no gradient clipping, 18 Heun sampling steps without guidance.
+    /// </summary>
+    public sealed class Options
+    {
+        // ------------------------------------------------------------------ columns and data
+
+        /// <summary>
+        /// The image column: an <c>MLImage</c> column (ImageAnalytics' <c>LoadImages</c>, Bgra32/Rgba32 pixels) or a
+        /// known-size float vector in CHW order (for example from <c>ExtractPixels</c>).
+        /// </summary>
+        public string ImageColumnName = "Image";
+
+        /// <summary>
+        /// The class label column: a key type (1-based raw values; the class count comes from the key count) or a
+        /// number holding a 0-based class index (then set <see cref="NumberOfClasses"/>). Null trains an unconditional model.
+        /// </summary>
+        public string? LabelColumnName = "Label";
+
+        /// <summary>Number of classes C for a numeric label column; 0 takes it from the key type of the label column.</summary>
+        public int NumberOfClasses;
+
+        /// <summary>
+        /// Channels C of the images: 0 takes them from the vector column's dimensions, or 3 (colour) for an MLImage
+        /// column; 1 turns MLImages grey (luminance).
+        /// </summary>
+        public int Channels;
+
+        /// <summary>Height H; 0 takes it from the vector column's dimensions or the image type. H must equal W.</summary>
+        public int Height;
+
+        /// <summary>Width W; 0 takes it from the vector column's dimensions or the image type. H must equal W.</summary>
+        public int Width;
+
+        /// <summary>
+        /// The float input value that means black (−1 for the model). The default fits <c>ExtractPixels</c> with
+        /// <c>scaleImage: 1f / 255</c>, which gives [0, 1]; use 0 and 255 for unscaled pixels, −1 and 1 for data already in
+        /// the model's range. Not used for MLImage columns (0..255 is mapped to [−1, 1]).
+        /// </summary>
+        public float InputMinimum;
+
+        /// <summary>The float input value that means white (+1 for the model); see <see cref="InputMinimum"/>.</summary>
+        public float InputMaximum = 1f;
+
+        /// <summary>Reject float inputs outside [<see cref="InputMinimum"/>, <see cref="InputMaximum"/>] (a mis-scaled column otherwise trains silently).</summary>
+        public bool ValidateInputRange = true;
+
+        /// <summary>
+        /// Read every row once before the first training step to check it (NaN, vector size, image size, label range)
+        /// and to count the rows, so bad data fails before any training. Turn off for very large data; each batch is
+        /// then checked just before its own step.
+        /// </summary>
+        public bool ValidateDataBeforeTraining = true;
+
+        /// <summary>
+        /// Rows held by the shuffle pool when the data view cannot shuffle itself (<c>CanShuffle</c> false); such data is
+        /// read through ML.NET's row-shuffling transform, which streams through a pool of this many rows.
+        /// </summary>
+        public int ShufflePoolSize = 1000;
+
+        // ------------------------------------------------------------------ model
+
+        /// <summary>The DiT preset, as "Tiny/2", "S/2", "DiT-B/4" …; ignored when <see cref="ModelConfig"/> is set.</summary>
+        public string Model = "Tiny/2";
+
+        /// <summary>
+        /// An explicit network shape for tests and advanced use (widths, depths, heads, decoder). Its InputSize, InChannels
+        /// and NumClasses are replaced by those of the data.
+        /// </summary>
+        public DiffusionTransformerConfig? ModelConfig;
+
+        // ------------------------------------------------------------------ method
+
+        /// <summary>The training method: DiT, MaskDiT or MC-DiT. Ignored when <see cref="MethodOptions"/> is set.</summary>
+        public TrainingMethod Method = TrainingMethod.McDiT;
+
+        /// <summary>
+        /// Every switch of the objective (mask ratio, MAE weight, label dropout, MC-DiT's clean inputs, branches and
+        /// their weights, EDM σ distribution). Null uses <c>MethodOptions.For(Method)</c>; for example
+        /// <c>MethodOptions.For(TrainingMethod.McDiT) with { MaskRatio = 0.25 }</c>.
+        /// </summary>
+        public MethodOptions? MethodOptions;
+
+        // ------------------------------------------------------------------ optimisation
+
+        /// <summary>Optimizer steps of the (masked) pre-training stage.</summary>
+        public int NumberOfSteps = 1000;
+
+        /// <summary>Optimizer steps of stage 2, unmasking tuning (mask ratio 0, no branches, learning rate halved), after <see cref="NumberOfSteps"/>; 0 skips it.</summary>
+        public int UnmaskTuningSteps;
+
+        /// <summary>Stop after this many passes over the data even if steps remain; null = no limit.</summary>
+        public int? MaximumNumberOfEpochs;
+
+        /// <summary>Rows per training step (the last batch of an epoch may be smaller).</summary>
+        public int BatchSize = 64;
+
+        /// <summary>AdamW learning rate (1e-4 as MaskDiT; up to 3e-4 for tiny models).</summary>
+        public double LearningRate = 1e-4;
+
+        /// <summary>AdamW decoupled weight decay.</summary>
+        public double WeightDecay;
+
+        /// <summary>Decay of the weight EMA whose weights the returned model samples with (0.999 for short runs, 0.9999 for long ones; 0 keeps the last weights).</summary>
+        public double EmaDecay = 0.999;
+
+        /// <summary>Clip the global gradient norm to this value; 0 disables clipping.</summary>
+        public double GradientClipNorm;
+
+        /// <summary>Seed of initialisation, shuffling, noise and masks; null takes the MLContext's seed (or 0 when it has none).</summary>
+        public int? Seed;
+
+        /// <summary>Device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).</summary>
+        public string Device = "auto";
+
+        /// <summary>Precision of the forward and backward passes (bfloat16 is meant for CUDA).</summary>
+        public TrainingPrecision Precision = TrainingPrecision.Float32;
+
+        /// <summary>
+        /// Stops training with an <see cref="OperationCanceledException"/> when cancelled (checked before every step,
+        /// as is the MLContext's own cancellation).
+        /// </summary>
+        public CancellationToken CancellationToken;
+
+        /// <summary>Log the loss through the MLContext's log every this many steps (and at the end).</summary>
+        public int LoggingInterval = 50;
+
+        // ------------------------------------------------------------------ generation defaults of the returned model
+
+        /// <summary>Sampler steps N of the returned model (18 is enough for small data; MaskDiT uses 40).</summary>
+        public int SamplingSteps = 18;
+
+        /// <summary>ODE solver of the returned model: Heun (2N − 1 evaluations) or Euler (N).</summary>
+        public SamplerSolver Solver = SamplerSolver.Heun;
+
+        /// <summary>Classifier-free guidance scale of the returned model (1 = none; 1.5 for FID as MaskDiT).</summary>
+        public double GuidanceScale = 1.0;
+
+        /// <summary>Rows the returned model generates per sampler run.</summary>
+        public int GenerationBatchSize = 64;
+
+        /// <summary>The returned model's output column of generated images (ImageDataViewType, MLImage).</summary>
+        public string GeneratedImageColumnName = "GeneratedImage";
+
+        /// <summary>The returned model's output column of generated samples (float vector C·H·W in [−1, 1], CHW order).</summary>
+        public string GeneratedPixelsColumnName = "GeneratedPixels";
+
+        /// <summary>
+        /// An optional integer column of per-row seeds read by the returned model; without it row i uses
+        /// <see cref="GenerationSeed"/> + i.
+        /// </summary>
+        public string? SeedColumnName;
+
+        /// <summary>Base seed of the returned model when rows carry no seed column.</summary>
+        public long GenerationSeed;
+    }
+}

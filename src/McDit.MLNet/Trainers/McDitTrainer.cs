@@ -1,0 +1,265 @@
+using System.Diagnostics;
+using McDit.MLNet.Generation;
+using McDit.MLNet.Internal;
+using McDit.Torch.Models;
+using McDit.Torch.Runtime;
+using McDit.Torch.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Transforms;
+using Microsoft.ML.Transforms.Image;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace McDit.MLNet.Trainers;
+
+/// <summary>
+/// Trains a masked diffusion transformer (DiT, MaskDiT or MC-DiT) on an image column and returns the generator,
+/// a <see cref="McDitModel"/>.
+/// </summary>
+/// <remarks>
+/// <para>Create it with <c>mlContext.McDit().Trainers.DiffusionTransformer(...)</c>. The image column is an MLImage
+/// column or a CHW float vector (see <see cref="Options"/> for scaling); the optional label column is a key or a
+/// class index. Without a label column the model is unconditional.</para>
+/// <para>Data is streamed: each epoch opens a cursor shuffled by a seed derived from <see cref="Options.Seed"/> and the
+/// epoch (through ML.NET's pool-based row shuffling when the data view cannot shuffle itself; MLImage columns of such
+/// views are read in order) and converts
+/// <see cref="Options.BatchSize"/> rows at a time to a tensor; the data set is never held in memory. Training logs
+/// the loss through the MLContext's log, reports progress on ML.NET's progress channel and stops with an
+/// <see cref="OperationCanceledException"/> when the MLContext's execution is cancelled (ML.NET's internal
+/// <c>CancelExecution</c>) or <see cref="Options.CancellationToken"/> is.</para>
+/// <para>Bad input (a missing column, a wrong vector size, a label out of range, an empty data view, non-finite
+/// pixels) fails before the first training step with an exception that names the column and what was expected.</para>
+/// </remarks>
+public sealed partial class McDitTrainer : IEstimator<McDitModel>
+{
+    readonly IHost _host;
+    readonly Options _options;
+
+    internal McDitTrainer(IHostEnvironment env, Options options)
+    {
+        Contracts.CheckValue(env, nameof(env));
+        _host = env.Register(nameof(McDitTrainer));
+        _host.CheckValue(options, nameof(options));
+        CheckOptions(options);
+        _options = options;
+    }
+
+    /// <summary>The options this trainer was created with.</summary>
+    public Options TrainerOptions => _options;
+
+    static void CheckOptions(Options o)
+    {
+        static void Require(bool ok, string name, object? value, string expected)
+        {
+            if (!ok) throw new ArgumentOutOfRangeException(name, value, $"McDitTrainer option {name} = {value ?? "null"} is invalid: expected {expected}.");
+        }
+        Require(!string.IsNullOrWhiteSpace(o.ImageColumnName), nameof(o.ImageColumnName), o.ImageColumnName, "a column name");
+        Require(o.LabelColumnName is null || o.LabelColumnName.Trim().Length > 0, nameof(o.LabelColumnName), o.LabelColumnName, "a column name, or null for an unconditional model");
+        Require(o.NumberOfClasses >= 0, nameof(o.NumberOfClasses), o.NumberOfClasses, "≥ 0 (0 = from the key type)");
+        Require(o.Channels >= 0 && o.Height >= 0 && o.Width >= 0, nameof(o.Channels), $"{o.Channels}×{o.Height}×{o.Width}", "values ≥ 0");
+        Require(float.IsFinite(o.InputMinimum) && float.IsFinite(o.InputMaximum) && o.InputMaximum > o.InputMinimum,
+            nameof(o.InputMaximum), $"[{o.InputMinimum}, {o.InputMaximum}]", "finite InputMinimum < InputMaximum");
+        Require(o.ShufflePoolSize >= 1, nameof(o.ShufflePoolSize), o.ShufflePoolSize, "≥ 1");
+        Require(o.NumberOfSteps >= 1, nameof(o.NumberOfSteps), o.NumberOfSteps, "≥ 1");
+        Require(o.UnmaskTuningSteps >= 0, nameof(o.UnmaskTuningSteps), o.UnmaskTuningSteps, "≥ 0");
+        Require(o.MaximumNumberOfEpochs is null or >= 1, nameof(o.MaximumNumberOfEpochs), o.MaximumNumberOfEpochs, "≥ 1 or null");
+        Require(o.BatchSize >= 1, nameof(o.BatchSize), o.BatchSize, "≥ 1");
+        Require(o.LoggingInterval >= 1, nameof(o.LoggingInterval), o.LoggingInterval, "≥ 1");
+        Require(o.SamplingSteps >= 1, nameof(o.SamplingSteps), o.SamplingSteps, "≥ 1");
+        Require(o.GenerationBatchSize >= 1, nameof(o.GenerationBatchSize), o.GenerationBatchSize, "≥ 1");
+        Require(double.IsFinite(o.GuidanceScale), nameof(o.GuidanceScale), o.GuidanceScale, "a finite number (1 = no guidance)");
+        Require(!string.IsNullOrWhiteSpace(o.GeneratedImageColumnName) && !string.IsNullOrWhiteSpace(o.GeneratedPixelsColumnName)
+            && o.GeneratedImageColumnName != o.GeneratedPixelsColumnName, nameof(o.GeneratedPixelsColumnName), o.GeneratedPixelsColumnName,
+            "two different, non-empty output column names");
+        if (o.ModelConfig is null) DiffusionTransformerConfig.ParseName(o.Model);
+        o.MethodOptions?.Validated();
+        BuildTrainerOptions(o, 0).Validated();
+    }
+
+    static TrainerOptions BuildTrainerOptions(Options o, long seed) => new()
+    {
+        Method = o.MethodOptions ?? MethodOptions.For(o.Method),
+        LearningRate = o.LearningRate,
+        WeightDecay = o.WeightDecay,
+        EmaDecay = o.EmaDecay,
+        GradClipNorm = o.GradientClipNorm,
+        Seed = seed,
+        Device = o.Device,
+        Precision = o.Precision,
+    };
+
+    /// <summary>The input schema plus the generated image (MLImage) and pixel (float vector) columns.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The image or label column is missing or of the wrong type.</exception>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        _host.CheckValue(inputSchema, nameof(inputSchema));
+        if (!inputSchema.TryFindColumn(_options.ImageColumnName, out var image))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Image column '{_options.ImageColumnName}' was not found; expected an MLImage column or a known-size float vector in CHW order.");
+        bool isImage = image.Kind == SchemaShape.Column.VectorKind.Scalar && image.ItemType is ImageDataViewType;
+        bool isVector = image.Kind == SchemaShape.Column.VectorKind.Vector && image.ItemType == NumberDataViewType.Single;
+        if (!isImage && !isVector)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Image column '{_options.ImageColumnName}' is {image.Kind} of {image.ItemType}; expected an MLImage column or a known-size float vector in CHW order.");
+        if (_options.LabelColumnName is { } label)
+        {
+            if (!inputSchema.TryFindColumn(label, out var l))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                    $"Label column '{label}' was not found; expected {IndexColumn.Expected}, or set the label column name to null for an unconditional model.");
+            if (l.Kind != SchemaShape.Column.VectorKind.Scalar || !IndexColumn.IsSupported(l.ItemType))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{label}' is {l.Kind} of {l.ItemType}; expected {IndexColumn.Expected}.");
+        }
+        var columns = inputSchema.ToDictionary(c => c.Name);
+        columns[_options.GeneratedImageColumnName] = new SchemaShape.Column(_options.GeneratedImageColumnName,
+            SchemaShape.Column.VectorKind.Scalar, new ImageDataViewType(), false);
+        columns[_options.GeneratedPixelsColumnName] = new SchemaShape.Column(_options.GeneratedPixelsColumnName,
+            SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
+        return new SchemaShape(columns.Values);
+    }
+
+    /// <summary>Trains on <paramref name="input"/> and returns the generator.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A column is missing or has the wrong type or size.</exception>
+    /// <exception cref="InvalidOperationException">The data is empty, or a row holds a bad value (non-finite pixel, label out of range).</exception>
+    /// <exception cref="OperationCanceledException">The MLContext's execution was cancelled.</exception>
+    public McDitModel Fit(IDataView input)
+    {
+        _host.CheckValue(input, nameof(input));
+        var o = _options;
+        var plan = TrainingPlan.Create(input.Schema, o);
+        long seed = o.Seed ?? ((IHostEnvironmentInternal)_host).Seed ?? 0;
+
+        using var ch = _host.Start("Training");
+        using var pch = _host.StartProgressChannel("McDit diffusion transformer training");
+        TorchBackend.EnsureInitialized();
+
+        // Every row is checked before the first step (one streaming pass), unless the options say otherwise.
+        long? rows = null;
+        if (o.ValidateDataBeforeTraining)
+        {
+            rows = plan.CountAndValidate(input, _host, o);
+            ch.Info($"McDit: {rows} training rows, images {plan.Shape.Channels}×{plan.Shape.Height}×{plan.Shape.Width}, " +
+                $"{(plan.NumberOfClasses > 0 ? $"{plan.NumberOfClasses} classes" : "unconditional")}.");
+        }
+
+        var backbone = plan.Backbone(o);
+        long totalSteps = o.NumberOfSteps + o.UnmaskTuningSteps;
+        long step = 0;
+        double loss = double.NaN;
+        pch.SetHeader(new ProgressHeader(new[] { "Loss" }, new[] { "Steps" }), e =>
+        {
+            e.SetProgress(0, Interlocked.Read(ref step), totalSteps);
+            e.SetMetric(0, Volatile.Read(ref loss));
+        });
+
+        using var trainer = new DiffusionTrainer(backbone, BuildTrainerOptions(o, seed));
+        ch.Info($"McDit: training {trainer.Config.Depth}×{trainer.Config.HiddenSize} {trainer.CurrentMethod.Method} " +
+            $"({trainer.Model.ParameterCount(trainableOnly: true):N0} trainable parameters) on {trainer.Device} for {totalSteps} steps, batch {o.BatchSize}.");
+
+        // Rows not shuffleable by the view itself are shuffled by ML.NET's pool shuffler (streaming, ShufflePoolSize
+        // rows), which can carry vector columns but not MLImages: those are read in order, with a warning.
+        IDataView source = input;
+        if (!input.CanShuffle)
+        {
+            if (plan.Shape.IsImage)
+                ch.Warning($"McDit: the data view cannot shuffle its rows and its image column '{o.ImageColumnName}' holds MLImages, " +
+                    "which ML.NET's row shuffler cannot pool; rows are read in order every epoch. Load the images from a shuffleable " +
+                    "source (for example TextLoader + LoadImages), or extract the pixels (ExtractPixels) before the trainer.");
+            else
+                source = new RowShufflingTransformer(_host, input, o.ShufflePoolSize, poolOnly: true, forceShuffle: true);
+        }
+        var buffer = new float[o.BatchSize * plan.Shape.Size];
+        var labels = new long[o.BatchSize];
+        var clock = Stopwatch.StartNew();
+        double lossSum = 0;
+        int lossCount = 0;
+        long epoch = 0;
+        bool stopped = false;
+        while (!stopped && step < totalSteps)
+        {
+            if (o.MaximumNumberOfEpochs is { } maxEpochs && epoch >= maxEpochs)
+            {
+                ch.Info($"McDit: stopping after {epoch} epochs (MaximumNumberOfEpochs) at step {step} of {totalSteps}.");
+                break;
+            }
+            _host.CheckAlive();
+            o.CancellationToken.ThrowIfCancellationRequested();
+            var random = new Random(unchecked((int)(seed * 1_000_003 + epoch)));
+            using var cursor = source.GetRowCursor(plan.InputColumns(source.Schema), random);
+            var reader = plan.CreateReader(cursor, o);
+            long rowsThisEpoch = 0;
+            while (step < totalSteps)
+            {
+                _host.CheckAlive();
+                o.CancellationToken.ThrowIfCancellationRequested();
+                int n = reader.ReadBatch(buffer, labels, o.BatchSize);
+                if (n == 0) break;
+                rowsThisEpoch += n;
+                if (step == o.NumberOfSteps && o.UnmaskTuningSteps > 0 && trainer.State.Stage == 1)
+                {
+                    trainer.StartUnmaskTuning();
+                    ch.Info($"McDit: step {step}: unmasking tuning for {o.UnmaskTuningSteps} steps (mask ratio 0, learning rate halved).");
+                }
+                using (var scope = NewDisposeScope())
+                {
+                    var images = torch.tensor(buffer.AsSpan(0, n * plan.Shape.Size).ToArray(),
+                        new long[] { n, plan.Shape.Channels, plan.Shape.Height, plan.Shape.Width });
+                    var y = plan.NumberOfClasses > 0 ? torch.tensor(labels.AsSpan(0, n).ToArray()) : null;
+                    var breakdown = trainer.Step(images, y);
+                    Volatile.Write(ref loss, breakdown.Total);
+                    lossSum += breakdown.Total;
+                    lossCount++;
+                }
+                Interlocked.Increment(ref step);
+                if (step % o.LoggingInterval == 0 || step == totalSteps)
+                {
+                    ch.Info($"McDit: step {step}/{totalSteps}, epoch {epoch}, loss {lossSum / lossCount:F4} " +
+                        $"(mean of the last {lossCount}), {clock.Elapsed.TotalSeconds:F1} s.");
+                    lossSum = 0;
+                    lossCount = 0;
+                }
+            }
+            if (rowsThisEpoch == 0)
+            {
+                if (epoch == 0)
+                    throw new InvalidOperationException(
+                        $"The training data has no rows (image column '{o.ImageColumnName}'); expected at least one image.");
+                stopped = true;
+            }
+            ch.Trace($"McDit: epoch {epoch} done ({rowsThisEpoch} rows).");
+            epoch++;
+        }
+        pch.Checkpoint(loss, step);
+
+        var settings = new McDitModelSettings
+        {
+            Model = trainer.Config,
+            Method = trainer.Options.Method.Method,
+            SigmaData = trainer.Options.Method.SigmaData,
+            Channels = plan.Shape.Channels,
+            Height = plan.Shape.Height,
+            Width = plan.Shape.Width,
+            NumberOfClasses = plan.NumberOfClasses,
+            ClassNames = plan.ClassNames,
+            LabelColumnName = o.LabelColumnName,
+            SeedColumnName = o.SeedColumnName,
+            GeneratedImageColumnName = o.GeneratedImageColumnName,
+            GeneratedPixelsColumnName = o.GeneratedPixelsColumnName,
+            SamplingSteps = o.SamplingSteps,
+            Solver = o.Solver,
+            GuidanceScale = o.GuidanceScale,
+            BatchSize = o.GenerationBatchSize,
+            Seed = o.GenerationSeed,
+            Device = o.Device,
+            TrainedSteps = step,
+            FinalLoss = loss,
+        };
+        // The generator owns a copy of the weight EMA; the trainer (optimizer state, branches) is released.
+        var network = new MaskedDiffusionTransformer(trainer.Config);
+        Checkpoint.LoadInto(network, trainer.EmaModel.state_dict(), "the trained weight EMA");
+        network.to(trainer.Device);
+        ch.Info($"McDit: trained {step} steps in {clock.Elapsed.TotalSeconds:F1} s; final loss {loss:F4}.");
+        return new McDitModel(_host, settings, network);
+    }
+}
