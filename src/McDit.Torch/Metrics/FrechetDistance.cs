@@ -83,7 +83,9 @@ public static class FrechetDistance
     /// those of the symmetric positive semi-definite M = A Σ2 A; so Tr((Σ1Σ2)^½) = Σᵢ √λᵢ(M). Both steps are
     /// symmetric eigendecompositions (torch.linalg.eigh, float64), which are backward stable and defined for
     /// singular matrices too. Eigenvalues that rounding makes slightly negative are clamped to 0 before the square
-    /// root, so the result is finite for any finite symmetric PSD input.
+    /// root, so the result is finite for any finite symmetric PSD input; so are eigenvalues below the numerical-rank
+    /// tolerance, whose square roots would otherwise turn rounding noise in a large null space (fewer samples than
+    /// dimensions) into an error of order D·√(ε·λmax).
     /// </remarks>
     static double TraceTerm(Tensor s1, Tensor s2)
     {
@@ -91,9 +93,9 @@ public static class FrechetDistance
         try
         {
             var (l1, v1) = linalg.eigh(s1);
-            var sqrtS1 = (v1 * l1.clamp_min(0).sqrt().unsqueeze(0)).matmul(v1.t());
+            var sqrtS1 = (v1 * NumericallyNonNegative(l1).sqrt().unsqueeze(0)).matmul(v1.t());
             var m = Symmetrize(sqrtS1.matmul(s2).matmul(sqrtS1));
-            var traceSqrt = linalg.eigvalsh(m).clamp_min(0).sqrt().sum().item<double>();
+            var traceSqrt = NumericallyNonNegative(linalg.eigvalsh(m)).sqrt().sum().item<double>();
             return s1.trace().item<double>() + s2.trace().item<double>() - 2 * traceSqrt;
         }
         catch (ExternalException)
@@ -103,6 +105,18 @@ public static class FrechetDistance
     }
 
     static Tensor Symmetrize(Tensor m) => (m + m.t()) * 0.5;
+
+    /// <summary>
+    /// Eigenvalues with those below the numerical-rank tolerance (D · 2⁻⁵² · λmax, as numpy's matrix_rank) set to 0.
+    /// Rounding leaves the null space of a singular matrix with eigenvalues of that size and either sign, and their
+    /// square roots (√(1e-16·λmax) each) would otherwise add up over hundreds of null directions.
+    /// </summary>
+    static Tensor NumericallyNonNegative(Tensor eigenvalues)
+    {
+        double max = eigenvalues.abs().max().item<double>();
+        double tolerance = eigenvalues.shape[0] * Math.Pow(2, -52) * max;
+        return eigenvalues.where(eigenvalues.gt(tolerance), 0.0);
+    }
 
     static void Check(Tensor t, long[] shape, string name)
     {
