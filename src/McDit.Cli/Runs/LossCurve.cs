@@ -35,8 +35,6 @@ public static class LossCurve
         plot.XLabel("step");
         plot.YLabel("training loss");
         plot.ShowLegend();
-        var tmp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "." + Path.GetFileName(path) + ".tmp.png");
-        plot.SavePng(tmp, 900, 500);
-        File.Move(tmp, path, overwrite: true);
+        McDit.Torch.IO.AtomicFile.WriteAllBytes(path, plot.GetImageBytes(900, 500, ScottPlot.ImageFormat.Png));
     }
 }

@@ -42,23 +42,7 @@ public static class ImageGrid
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         using var grid = Render(images, columns, scale, rowLabels);
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                grid.SaveAsPng(file);
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        McDit.Torch.IO.AtomicFile.Write(path, stream => grid.SaveAsPng(stream));
     }
 
     /// <summary>Width of the label column for labels of at most <paramref name="longestLabel"/> characters in cells <paramref name="cellHeight"/> pixels high (0 without labels).</summary>

@@ -48,32 +48,21 @@ public static class IdxWriter
     static void Write(string path, ReadOnlySpan<byte> header, ReadOnlySpan<byte> body, bool gzip)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+        var headerBytes = header.ToArray();
+        var bodyBytes = body.ToArray();
+        IO.AtomicFile.Write(path, file =>
         {
-            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            if (gzip)
             {
-                if (gzip)
-                {
-                    using var z = new GZipStream(file, CompressionLevel.SmallestSize, leaveOpen: true);
-                    z.Write(header);
-                    z.Write(body);
-                }
-                else
-                {
-                    file.Write(header);
-                    file.Write(body);
-                }
-                file.Flush(flushToDisk: true);
+                using var z = new GZipStream(file, CompressionLevel.SmallestSize, leaveOpen: true);
+                z.Write(headerBytes);
+                z.Write(bodyBytes);
             }
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+            else
+            {
+                file.Write(headerBytes);
+                file.Write(bodyBytes);
+            }
+        });
     }
 }
