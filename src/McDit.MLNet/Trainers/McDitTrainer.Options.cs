@@ -135,6 +135,26 @@ public sealed partial class McDitTrainer
         /// <summary>Log the loss through the MLContext's log every this many steps (and at the end).</summary>
         public int LoggingInterval = 50;
 
+        /// <summary>
+        /// Folder for training checkpoints (<c>step-N/</c> plus a <c>latest</c> pointer, see
+        /// <see cref="McDit.Torch.Training.CheckpointSeries"/>); null writes none. With a folder, a checkpoint is also
+        /// written when training is cancelled, before the cancellation exception leaves <c>Fit</c>.
+        /// </summary>
+        public string? CheckpointFolder;
+
+        /// <summary>Write a checkpoint every this many steps (0: only at the end and on cancellation).</summary>
+        public int CheckpointInterval;
+
+        /// <summary>
+        /// Continue from the latest checkpoint in <see cref="CheckpointFolder"/>: weights, optimizer, EMA, branches,
+        /// random state and data position are restored, so the result equals an uninterrupted run on the same data.
+        /// Without a checkpoint there, training starts fresh.
+        /// </summary>
+        public bool ResumeFromCheckpoint;
+
+        /// <summary>Called after every optimizer step (on the training thread), e.g. for progress displays, metric logs or sample grids.</summary>
+        public Action<McDitTrainingStep>? StepCallback;
+
         // ------------------------------------------------------------------ generation defaults of the returned model
 
         /// <summary>Sampler steps N of the returned model (18 is enough for small data; MaskDiT uses 40).</summary>

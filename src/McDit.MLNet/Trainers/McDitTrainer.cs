@@ -67,6 +67,8 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         Require(o.MaximumNumberOfEpochs is null or >= 1, nameof(o.MaximumNumberOfEpochs), o.MaximumNumberOfEpochs, "≥ 1 or null");
         Require(o.BatchSize >= 1, nameof(o.BatchSize), o.BatchSize, "≥ 1");
         Require(o.LoggingInterval >= 1, nameof(o.LoggingInterval), o.LoggingInterval, "≥ 1");
+        Require(o.CheckpointInterval >= 0, nameof(o.CheckpointInterval), o.CheckpointInterval, "≥ 0 (0: only at the end)");
+        Require(!o.ResumeFromCheckpoint || o.CheckpointFolder is not null, nameof(o.ResumeFromCheckpoint), o.ResumeFromCheckpoint, "a CheckpointFolder to resume from");
         Require(o.SamplingSteps >= 1, nameof(o.SamplingSteps), o.SamplingSteps, "≥ 1");
         Require(o.GenerationBatchSize >= 1, nameof(o.GenerationBatchSize), o.GenerationBatchSize, "≥ 1");
         Require(double.IsFinite(o.GuidanceScale), nameof(o.GuidanceScale), o.GuidanceScale, "a finite number (1 = no guidance)");
@@ -153,9 +155,16 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
             e.SetMetric(0, Volatile.Read(ref loss));
         });
 
-        using var trainer = new DiffusionTrainer(backbone, BuildTrainerOptions(o, seed));
+        var checkpoints = o.CheckpointFolder is null ? null : new CheckpointSeries(o.CheckpointFolder);
+        var resumeFrom = o.ResumeFromCheckpoint ? checkpoints!.Latest : null;
+        using var trainer = resumeFrom is null
+            ? new DiffusionTrainer(backbone, BuildTrainerOptions(o, seed))
+            : ResumeTrainer(resumeFrom, backbone, o, ch);
+        var state = trainer.State;
+        step = state.Step;
         ch.Info($"McDit: training {trainer.Config.Depth}×{trainer.Config.HiddenSize} {trainer.CurrentMethod.Method} " +
-            $"({trainer.Model.ParameterCount(trainableOnly: true):N0} trainable parameters) on {trainer.Device} for {totalSteps} steps, batch {o.BatchSize}.");
+            $"({trainer.Model.ParameterCount(trainableOnly: true):N0} trainable parameters) on {trainer.Device} for {totalSteps} steps, batch {o.BatchSize}" +
+            (resumeFrom is null ? "." : $", resuming at step {step} from {resumeFrom}."));
 
         // Rows not shuffleable by the view itself are shuffled by ML.NET's pool shuffler (streaming, ShufflePoolSize
         // rows), which can carry vector columns but not MLImages: those are read in order, with a warning.
@@ -174,62 +183,80 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         var clock = Stopwatch.StartNew();
         double lossSum = 0;
         int lossCount = 0;
-        long epoch = 0;
         bool stopped = false;
-        while (!stopped && step < totalSteps)
+        try
         {
-            if (o.MaximumNumberOfEpochs is { } maxEpochs && epoch >= maxEpochs)
+            while (!stopped && step < totalSteps)
             {
-                ch.Info($"McDit: stopping after {epoch} epochs (MaximumNumberOfEpochs) at step {step} of {totalSteps}.");
-                break;
-            }
-            _host.CheckAlive();
-            o.CancellationToken.ThrowIfCancellationRequested();
-            var random = new Random(unchecked((int)(seed * 1_000_003 + epoch)));
-            using var cursor = source.GetRowCursor(plan.InputColumns(source.Schema), random);
-            var reader = plan.CreateReader(cursor, o);
-            long rowsThisEpoch = 0;
-            while (step < totalSteps)
-            {
-                _host.CheckAlive();
-                o.CancellationToken.ThrowIfCancellationRequested();
-                int n = reader.ReadBatch(buffer, labels, o.BatchSize);
-                if (n == 0) break;
-                rowsThisEpoch += n;
-                if (step == o.NumberOfSteps && o.UnmaskTuningSteps > 0 && trainer.State.Stage == 1)
+                if (o.MaximumNumberOfEpochs is { } maxEpochs && state.Epoch >= maxEpochs)
                 {
-                    trainer.StartUnmaskTuning();
-                    ch.Info($"McDit: step {step}: unmasking tuning for {o.UnmaskTuningSteps} steps (mask ratio 0, learning rate halved).");
+                    ch.Info($"McDit: stopping after {state.Epoch} epochs (MaximumNumberOfEpochs) at step {step} of {totalSteps}.");
+                    break;
                 }
-                using (var scope = NewDisposeScope())
+                CheckAlive(o);
+                // Epoch e's order depends only on (seed, e), so a resumed run re-reads the same order and skips what it used.
+                var random = new Random(unchecked((int)(seed * 1_000_003 + state.Epoch)));
+                using var cursor = source.GetRowCursor(plan.InputColumns(source.Schema), random);
+                var reader = plan.CreateReader(cursor, o);
+                long rowsThisEpoch = 0;
+                for (long b = 0; b < state.BatchInEpoch; b++) rowsThisEpoch += reader.ReadBatch(buffer, labels, o.BatchSize);
+                while (step < totalSteps)
                 {
-                    var images = torch.tensor(buffer.AsSpan(0, n * plan.Shape.Size).ToArray(),
-                        new long[] { n, plan.Shape.Channels, plan.Shape.Height, plan.Shape.Width });
-                    var y = plan.NumberOfClasses > 0 ? torch.tensor(labels.AsSpan(0, n).ToArray()) : null;
-                    var breakdown = trainer.Step(images, y);
+                    CheckAlive(o);
+                    int n = reader.ReadBatch(buffer, labels, o.BatchSize);
+                    if (n == 0) break;
+                    rowsThisEpoch += n;
+                    if (step >= o.NumberOfSteps && o.UnmaskTuningSteps > 0 && state.Stage == 1)
+                    {
+                        trainer.StartUnmaskTuning();
+                        ch.Info($"McDit: step {step}: unmasking tuning for {o.UnmaskTuningSteps} steps (mask ratio 0, learning rate halved).");
+                    }
+                    LossBreakdown breakdown;
+                    using (var scope = NewDisposeScope())
+                    {
+                        var images = torch.tensor(buffer.AsSpan(0, n * plan.Shape.Size).ToArray(),
+                            new long[] { n, plan.Shape.Channels, plan.Shape.Height, plan.Shape.Width });
+                        var y = plan.NumberOfClasses > 0 ? torch.tensor(labels.AsSpan(0, n).ToArray()) : null;
+                        breakdown = trainer.Step(images, y);
+                    }
+                    state.BatchInEpoch++;
                     Volatile.Write(ref loss, breakdown.Total);
                     lossSum += breakdown.Total;
                     lossCount++;
+                    Interlocked.Exchange(ref step, state.Step);
+                    o.StepCallback?.Invoke(new McDitTrainingStep(trainer, totalSteps, breakdown, clock.Elapsed, plan.ClassNames, plan.NumberOfClasses));
+                    if (step % o.LoggingInterval == 0 || step == totalSteps)
+                    {
+                        ch.Info($"McDit: step {step}/{totalSteps}, epoch {state.Epoch}, loss {lossSum / lossCount:F4} " +
+                            $"(mean of the last {lossCount}), {clock.Elapsed.TotalSeconds:F1} s.");
+                        lossSum = 0;
+                        lossCount = 0;
+                    }
+                    if (checkpoints is not null && o.CheckpointInterval > 0 && step % o.CheckpointInterval == 0 && step < totalSteps)
+                        checkpoints.Save(trainer);
                 }
-                Interlocked.Increment(ref step);
-                if (step % o.LoggingInterval == 0 || step == totalSteps)
+                if (rowsThisEpoch == 0)
                 {
-                    ch.Info($"McDit: step {step}/{totalSteps}, epoch {epoch}, loss {lossSum / lossCount:F4} " +
-                        $"(mean of the last {lossCount}), {clock.Elapsed.TotalSeconds:F1} s.");
-                    lossSum = 0;
-                    lossCount = 0;
+                    if (state.Epoch == 0)
+                        throw new InvalidOperationException(
+                            $"The training data has no rows (image column '{o.ImageColumnName}'); expected at least one image.");
+                    stopped = true;
+                }
+                if (step < totalSteps)
+                {
+                    ch.Trace($"McDit: epoch {state.Epoch} done ({rowsThisEpoch} rows).");
+                    state.Epoch++;
+                    state.BatchInEpoch = 0;
                 }
             }
-            if (rowsThisEpoch == 0)
-            {
-                if (epoch == 0)
-                    throw new InvalidOperationException(
-                        $"The training data has no rows (image column '{o.ImageColumnName}'); expected at least one image.");
-                stopped = true;
-            }
-            ch.Trace($"McDit: epoch {epoch} done ({rowsThisEpoch} rows).");
-            epoch++;
         }
+        catch (OperationCanceledException) when (checkpoints is not null)
+        {
+            var saved = checkpoints.Save(trainer);
+            ch.Info($"McDit: cancelled at step {step}; checkpoint written to {saved}.");
+            throw;
+        }
+        if (checkpoints is not null) checkpoints.Save(trainer);
         pch.Checkpoint(loss, step);
 
         var settings = new McDitModelSettings
@@ -261,5 +288,25 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         network.to(trainer.Device);
         ch.Info($"McDit: trained {step} steps in {clock.Elapsed.TotalSeconds:F1} s; final loss {loss:F4}.");
         return new McDitModel(_host, settings, network);
+    }
+
+    void CheckAlive(Options o)
+    {
+        _host.CheckAlive();
+        o.CancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>Loads the trainer of a checkpoint, checking that it was made for this data and these options.</summary>
+    static DiffusionTrainer ResumeTrainer(string folder, DiffusionTransformerConfig backbone, Options o, IChannel ch)
+    {
+        var saved = Checkpoint.ReadConfig(folder);
+        var expected = (o.MethodOptions ?? MethodOptions.For(o.Method)).ConfigureModel(backbone);
+        if (saved.Model != expected)
+            throw new InvalidOperationException(
+                $"The checkpoint in '{folder}' holds a model of shape {saved.Model}, but these options and data make {expected}. " +
+                "Resume with the options and data the run started with, or train into a new CheckpointFolder.");
+        if (saved.Training.Method != (o.MethodOptions ?? MethodOptions.For(o.Method)))
+            ch.Warning($"McDit: resuming with the method options stored in the checkpoint ({saved.Training.Method.Method}); the options given differ.");
+        return Checkpoint.Load(folder, o.Device);
     }
 }
