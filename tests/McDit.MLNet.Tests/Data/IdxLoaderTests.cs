@@ -138,6 +138,16 @@ public sealed class IdxLoaderTests : TempFolderTest
     }
 
     [Fact]
+    public void LoadsTheInstalledFullFashionMnistWhenPresent()
+    {
+        var folder = McDitDataCatalog.DebianFashionMnistFolder;
+        if (!File.Exists(Path.Combine(folder, "t10k-images-idx3-ubyte.gz"))) return; // package dataset-fashion-mnist not installed
+        var view = new MLContext().McDit().Data.LoadFashionMnist(FashionMnistSplit.HeldOut, folder);
+        Assert.Equal(10_000L, view.GetRowCount());
+        AssertSchema(view, 1, 28, 28, FashionMnist.ClassNames.ToArray());
+    }
+
+    [Fact]
     public void EmbeddedSubsetTrainsTheDiffusionTransformerEndToEnd()
     {
         var ml = new MLContext(seed: 1);
