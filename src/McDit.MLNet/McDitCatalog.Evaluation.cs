@@ -40,7 +40,8 @@ public sealed partial class McDitCatalog
     /// <param name="generated">Generated images.</param>
     /// <param name="reference">Reference (real) images; not read when the cache file exists.</param>
     /// <param name="imageColumnName">The image column of both views: an ML.NET image column, or a known-size Single
-    /// vector [C, H, W] / [H, W] with values in [-1, 1] (grey images get three equal channels).</param>
+    /// vector [C, H, W] / [H, W] with values in [0, 1] as ExtractPixels (scale 1/255), McDit's loaders and its generator
+    /// produce them (grey images get three equal channels).</param>
     /// <param name="options">Batch size, progress, cache file, feature extractor; null for defaults.</param>
     /// <example><code>
     /// var metrics = mlContext.McDit().Evaluate(generated, real, "Image",

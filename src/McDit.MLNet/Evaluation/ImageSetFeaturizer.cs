@@ -12,7 +12,7 @@ internal static class ImageSetFeaturizer
 {
     /// <summary>
     /// Statistics of <paramref name="column"/>: an image column (<see cref="ImageDataViewType"/>; ResNet-18 only) or a
-    /// known-size float vector column of C·H·W values in [-1, 1] with dimensions [C, H, W] or [H, W] (C = 1).
+    /// known-size float vector column of C·H·W values in [0, 1] with dimensions [C, H, W] or [H, W] (C = 1).
     /// </summary>
     public static GaussianStatistics Statistics(IDataView data, string column, IFeatureExtractor extractor,
         int batchSize, IProgress<FeaturizationProgress>? progress)
@@ -29,7 +29,7 @@ internal static class ImageSetFeaturizer
             if (extractor is not ResNet18FeatureExtractor resnet)
                 throw new ArgumentException(
                     $"Column '{column}' holds images; only the ResNet-18 extractor reads image columns directly. For " +
-                    $"'{extractor.Id}', give a float vector column [C, H, W] in [-1, 1] (ExtractPixels with scale 2/255 and offset -1).",
+                    $"'{extractor.Id}', give a float vector column [C, H, W] in [0, 1] (ExtractPixels with scaleImage 1/255).",
                     nameof(column));
             foreach (var rows in resnet.FeatureBatches(data, column, batchSize, progress, total))
             {
@@ -61,7 +61,7 @@ internal static class ImageSetFeaturizer
         }
         throw new ArgumentException(
             $"Column '{name}' has type {col.Type}; expected an image column or a known-size Single vector with dimensions " +
-            "[C, H, W] (C = 1 or 3) or [H, W], values in [-1, 1].", nameof(name));
+            "[C, H, W] (C = 1 or 3) or [H, W], values in [0, 1].", nameof(name));
     }
 
     static IEnumerable<Tensor> TensorBatches(IDataView data, DataViewSchema.Column col, long[] chw, int batchSize)
@@ -76,6 +76,8 @@ internal static class ImageSetFeaturizer
         {
             getter(ref buffer);
             buffer.CopyTo(values, rows * size);
+            // ML.NET pixel columns hold [0, 1] (ExtractPixels with scale 1/255, McDit's loaders and generator); features want [-1, 1].
+            for (int i = rows * size; i < (rows + 1) * size; i++) values[i] = values[i] * 2f - 1f;
             if (++rows == batchSize)
             {
                 yield return tensor(values, new long[] { rows, chw[0], chw[1], chw[2] });

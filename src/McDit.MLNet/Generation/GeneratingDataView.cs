@@ -89,13 +89,7 @@ sealed class GeneratingDataView : IDataView
             }
             if (column.Index == _parent._pixelsIndex)
             {
-                ValueGetter<VBuffer<float>> pixels = (ref VBuffer<float> dst) =>
-                {
-                    var sample = Current();
-                    var editor = VBufferEditor.Create(ref dst, sample.Length);
-                    sample.CopyTo(editor.Values);
-                    dst = editor.Commit();
-                };
+                ValueGetter<VBuffer<float>> pixels = (ref VBuffer<float> dst) => _parent._model.CopyPixels(Current(), ref dst);
                 return pixels as ValueGetter<TValue>
                     ?? throw new InvalidOperationException($"Column '{column.Name}' holds VBuffer<Single>, not {typeof(TValue).Name}.");
             }

@@ -28,7 +28,8 @@ namespace McDit.MLNet.Generation;
 /// A trained masked diffusion transformer as an ML.NET transformer: the generator. For every input row it adds
 /// <see cref="GeneratedImageColumnName"/>, an <see cref="MLImage"/> (<see cref="ImageDataViewType"/> of
 /// <see cref="Height"/>×<see cref="Width"/>, Bgra32; grey samples are replicated to the three colours), and
-/// <see cref="GeneratedPixelsColumnName"/>, the sample as C·H·W floats in [−1, 1] (CHW order).
+/// <see cref="GeneratedPixelsColumnName"/>, the sample as C·H·W floats (CHW order) in the pixel range the model was
+/// trained on (<see cref="InputMinimum"/> to <see cref="InputMaximum"/>, [0, 1] by default, like ExtractPixels with scale 1/255).
 /// </summary>
 /// <remarks>
 /// <para>Each row's class comes from <see cref="LabelColumnName"/> (a key, or a 0-based class index; a missing key
@@ -80,6 +81,21 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     public TrainingMethod Method => _settings.Method;
     /// <summary>Channels C of a generated image (1 grey, 3 colour).</summary>
     public int Channels => _settings.Channels;
+    /// <summary>Pixel value of black in <see cref="GeneratedPixelsColumnName"/> (the trainer's InputMinimum, 0 by default).</summary>
+    public float InputMinimum => _settings.InputMinimum;
+    /// <summary>Pixel value of white in <see cref="GeneratedPixelsColumnName"/> (the trainer's InputMaximum, 1 by default).</summary>
+    public float InputMaximum => _settings.InputMaximum;
+
+    /// <summary>Writes a sample (model scale, [−1, 1]) into a pixel vector in the data's pixel range.</summary>
+    internal void CopyPixels(ReadOnlySpan<float> sample, ref VBuffer<float> dst)
+    {
+        var editor = VBufferEditor.Create(ref dst, sample.Length);
+        for (int i = 0; i < sample.Length; i++) editor.Values[i] = ToPixelRange(sample[i]);
+        dst = editor.Commit();
+    }
+
+    /// <summary>Maps a sample in the model's [−1, 1] to the pixel range of the data it was trained on.</summary>
+    internal float ToPixelRange(float v) => InputMinimum + (Math.Clamp(v, -1f, 1f) + 1f) * 0.5f * (InputMaximum - InputMinimum);
     /// <summary>Height H of a generated image.</summary>
     public int Height => _settings.Height;
     /// <summary>Width W of a generated image.</summary>
@@ -457,13 +473,7 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
                 ValueGetter<MLImage> image = (ref MLImage dst) => dst = _parent.ToImage(state.Current());
                 return image;
             }
-            ValueGetter<VBuffer<float>> pixels = (ref VBuffer<float> dst) =>
-            {
-                var sample = state.Current();
-                var editor = VBufferEditor.Create(ref dst, sample.Length);
-                sample.CopyTo(editor.Values);
-                dst = editor.Commit();
-            };
+            ValueGetter<VBuffer<float>> pixels = (ref VBuffer<float> dst) => _parent.CopyPixels(state.Current(), ref dst);
             return pixels;
         }
 

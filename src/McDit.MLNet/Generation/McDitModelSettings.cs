@@ -18,6 +18,10 @@ sealed record McDitModelSettings
     public TrainingMethod Method { get; init; } = TrainingMethod.McDiT;
     public double SigmaData { get; init; } = 0.5;
     public int Channels { get; init; }
+    /// <summary>Pixel value the model's −1 maps to (the trainer's InputMinimum); GeneratedPixels come out in [InputMinimum, InputMaximum].</summary>
+    public float InputMinimum { get; init; }
+    /// <summary>Pixel value the model's +1 maps to (the trainer's InputMaximum).</summary>
+    public float InputMaximum { get; init; } = 1f;
     public int Height { get; init; }
     public int Width { get; init; }
     public int NumberOfClasses { get; init; }

@@ -265,6 +265,8 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
             Method = trainer.Options.Method.Method,
             SigmaData = trainer.Options.Method.SigmaData,
             Channels = plan.Shape.Channels,
+            InputMinimum = o.InputMinimum,
+            InputMaximum = o.InputMaximum,
             Height = plan.Shape.Height,
             Width = plan.Shape.Width,
             NumberOfClasses = plan.NumberOfClasses,

@@ -90,7 +90,8 @@ public class ResNet18EvaluationTests(ITestOutputHelper output)
         options.Progress = new SyncProgress(p => progress.Add(p.Done));
         using var fromTensor = ml.McDit().ComputeFeatureStatistics(images, options);
 
-        var rows = Enumerable.Range(0, 6).Select(i => new VectorRow { Image = images[i].flatten().data<float>().ToArray() }).ToList();
+        // Pixel columns hold [0, 1], as ExtractPixels (scale 1/255) and McDit's loaders give them.
+        var rows = Enumerable.Range(0, 6).Select(i => new VectorRow { Image = ((images[i].flatten() + 1) / 2).data<float>().ToArray() }).ToList();
         progress.Clear();
         using var fromVectors = ml.McDit().ComputeFeatureStatistics(ml.Data.LoadFromEnumerable(rows), "Image", options);
         Assert.Equal(new long[] { 4, 6 }, progress);

@@ -57,7 +57,7 @@ public class McDitTrainerTests
             Assert.All(actual, p =>
             {
                 Assert.Equal(Side * Side, p.Length);
-                Assert.All(p, v => Assert.InRange(v, -1f, 1f));
+                Assert.All(p, v => Assert.InRange(v, 0f, 1f)); // the data's pixel range (InputMinimum..InputMaximum)
             });
             Assert.Contains(actual, p => p.Distinct().Count() > 1);
 
@@ -74,7 +74,7 @@ public class McDitTrainerTests
             var px = images[0].Pixels;
             Assert.Equal(px[0], px[1]);
             Assert.Equal(px[1], px[2]);
-            Assert.Equal((byte)Math.Round((Math.Clamp(actual[0][0], -1f, 1f) + 1) * 127.5), px[2]);
+            Assert.Equal((byte)Math.Round(actual[0][0] * 255.0), px[2]);
         }
         finally
         {
@@ -152,7 +152,8 @@ public class McDitTrainerTests
         // Row i of Transform with base seed 7 is Generate's sample i with seed 7 (same batches of 4).
         var rows = generator.WithSampling(seed: 7).Transform(Classes_(ml, classes));
         var fromTransform = Pixels(rows);
-        var fromGenerate = a.reshape(5, -1).data<float>().ToArray();
+        // Generate returns model-scale tensors in [-1, 1]; the pixel column holds the data's range, [0, 1] here.
+        var fromGenerate = a.reshape(5, -1).data<float>().ToArray().Select(v => (v + 1f) * 0.5f).ToArray();
         for (int i = 0; i < 5; i++)
             Assert.Equal(fromGenerate.Skip(i * Side * Side).Take(Side * Side).ToArray(), fromTransform[i]);
 
