@@ -19,8 +19,7 @@ public sealed partial class McDitCatalog
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointFolder);
         var config = Checkpoint.ReadConfig(checkpointFolder);
-        var state = System.Text.Json.JsonSerializer.Deserialize<TrainingState>(
-            File.ReadAllText(Path.Combine(checkpointFolder, "state.json")), Checkpoint.Json)!;
+        var state = Checkpoint.ReadState(checkpointFolder);
         var model = config.Model;
         if (classNames is not null && classNames.Count != model.NumClasses)
             throw new ArgumentException($"{classNames.Count} class names were given; the checkpoint's model has {model.NumClasses} classes.", nameof(classNames));

@@ -80,8 +80,9 @@ public static class TrainCommand
             ("steps", s.Steps.ToString(CultureInfo.InvariantCulture) + (s.Interrupted ? " (interrupted)" : "")),
             ("last loss", s.FinalLoss.ToString("F4", CultureInfo.InvariantCulture)),
             ("speed", s.StepsPerSecond.ToString("F2", CultureInfo.InvariantCulture) + " steps/s"),
-            ("checkpoint", s.Checkpoint),
         };
+        if (s.Checkpoint is not null) rows.Add(("checkpoint", s.Checkpoint));
+        if (s.Model is not null) rows.Add(("ML.NET model", s.Model));
         if (s.SampleGrid is not null) rows.Add(("samples", s.SampleGrid));
         if (File.Exists(folder.LossCurveFile)) rows.Add(("loss curve", folder.LossCurveFile));
         int width = rows.Max(r => r.Item1.Length);

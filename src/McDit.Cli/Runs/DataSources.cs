@@ -1,36 +1,35 @@
+using McDit.MLNet.Data;
 using McDit.Torch.Data;
+using Microsoft.ML;
 
 namespace McDit.Cli.Runs;
 
-/// <summary>Resolves the <c>--data</c> option into a labelled training set.</summary>
+/// <summary>Resolves the <c>--data</c> option into an ML.NET data view (McDit's loaders).</summary>
 public static class DataSources
 {
-    /// <summary>Where Debian's dataset-fashion-mnist package puts the full data set.</summary>
-    public const string DebianFashionMnist = "/usr/share/datasets/fashion-mnist";
-
     /// <summary>
-    /// "embedded" (6,000 Fashion-MNIST images shipped in the library), "fashion-mnist" (the full set from the Debian
-    /// package) or a folder with Fashion-MNIST/MNIST-style IDX files.
+    /// "embedded" (Fashion-MNIST subset shipped in the library), "fashion-mnist" (the full set from Debian's
+    /// dataset-fashion-mnist), or a folder: CIFAR-10 binary batches, Fashion-MNIST/MNIST IDX files, or an image
+    /// folder with one sub-folder per class. <paramref name="heldOut"/> picks the test split (for evaluation).
     /// </summary>
-    public static LabeledImageSet LoadTraining(string data)
+    public static LabeledImageDataView Load(MLContext ml, string data, bool heldOut, ImageFolderOptions? imageFolder = null)
     {
+        var loaders = ml.McDit().Data;
+        var split = heldOut ? FashionMnistSplit.HeldOut : FashionMnistSplit.Train;
         if (string.Equals(data, "embedded", StringComparison.OrdinalIgnoreCase))
-            return FashionMnist.LoadEmbedded(FashionMnistSplit.Train);
-        var folder = string.Equals(data, "fashion-mnist", StringComparison.OrdinalIgnoreCase) ? DebianFashionMnist : data;
+            return loaders.LoadFashionMnist(split);
+        var folder = string.Equals(data, "fashion-mnist", StringComparison.OrdinalIgnoreCase) ? McDitDataCatalog.DebianFashionMnistFolder : data;
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException(
-                $"--data '{data}': folder '{folder}' does not exist. Use 'embedded', 'fashion-mnist' (after `apt-get install dataset-fashion-mnist`) or a folder of IDX files.");
-        return FashionMnist.Load(folder, FashionMnistSplit.Train);
-    }
-
-    /// <summary>Padding that brings the images to a side divisible by the patch size and at least 32 for 28×28 data.</summary>
-    public static int PaddingFor(LabeledImageSet set, int patchSize)
-    {
-        if (set.Height != set.Width)
-            throw new ArgumentException($"The images are {set.Height}×{set.Width}; the models take square images.");
-        int side = set.Height == 28 ? 32 : set.Height;
-        while (side % patchSize != 0) side++;
-        if ((side - set.Height) % 2 != 0) side += patchSize; // keep the padding symmetric
-        return (side - set.Height) / 2;
+                $"--data '{data}': folder '{folder}' does not exist. Use 'embedded', 'fashion-mnist' (after `apt-get install dataset-fashion-mnist`), " +
+                "or a folder of CIFAR-10 batches, IDX files, or images in one sub-folder per class.");
+        if (File.Exists(Path.Combine(folder, "data_batch_1.bin")) || File.Exists(Path.Combine(folder, "test_batch.bin")))
+            return loaders.LoadCifar10(folder, heldOut ? Cifar10Split.Test : Cifar10Split.Train);
+        if (Directory.EnumerateFiles(folder, "*idx3-ubyte*").Any())
+            return loaders.LoadFashionMnist(split, folder);
+        if (heldOut)
+            throw new InvalidOperationException(
+                $"--data '{data}' is an image folder, which has no held-out split; give the real images to compare with as --reference FOLDER.");
+        return loaders.LoadImageFolder(folder, imageFolder);
     }
 }

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using McDit.Torch.Training;
+using McDit.MLNet.Trainers;
 
 namespace McDit.Cli.Runs;
 
@@ -27,10 +27,10 @@ public sealed class MetricsLog : IDisposable
     private static readonly JsonSerializerOptions Options = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>Appends a step.</summary>
-    public void Add(DiffusionTrainer trainer, LossBreakdown loss, double elapsedSeconds) =>
-        _writer.WriteLine(JsonSerializer.Serialize(new Entry(trainer.State.Step, trainer.State.Stage, trainer.State.Epoch,
-            loss.Total, loss.Denoising, loss.Masked, loss.NoisyBranch, loss.CleanBranch, trainer.Optimizer.LearningRate,
-            Math.Round(elapsedSeconds, 3)), Options));
+    public void Add(McDitTrainingStep step) =>
+        _writer.WriteLine(JsonSerializer.Serialize(new Entry(step.Step, step.Stage, step.Epoch,
+            step.Loss.Total, step.Loss.Denoising, step.Loss.Masked, step.Loss.NoisyBranch, step.Loss.CleanBranch, step.LearningRate,
+            Math.Round(step.Elapsed.TotalSeconds, 3)), Options));
 
     /// <summary>Reads every entry of a log (skipping a torn last line).</summary>
     public static List<Entry> ReadAll(string path)

@@ -7,7 +7,8 @@ namespace McDit.Cli.Runs;
 
 /// <summary>
 /// The files of a training run: run.json (settings), checkpoints/step-NNNNNNN/ with a <c>latest</c> pointer,
-/// metrics.jsonl (one line per step), samples/step-NNNNNNN.png grids, samples/final.png and loss.png.
+/// metrics.jsonl (one line per step), samples/step-NNNNNNN.png grids, and at the end model.zip (the ML.NET model),
+/// samples/final.png and loss.png.
 /// </summary>
 public sealed class RunFolder
 {
@@ -26,14 +27,12 @@ public sealed class RunFolder
     public string MetricsFile => System.IO.Path.Combine(Path, "metrics.jsonl");
     /// <summary>loss.png.</summary>
     public string LossCurveFile => System.IO.Path.Combine(Path, "loss.png");
-    /// <summary>checkpoints/.</summary>
-    public string CheckpointsFolder => System.IO.Path.Combine(Path, "checkpoints");
+    /// <summary>checkpoints/: step-N/ folders and a latest pointer.</summary>
+    public CheckpointSeries Checkpoints => new(System.IO.Path.Combine(Path, "checkpoints"), CheckpointsKept);
+    /// <summary>model.zip: the trained ML.NET model (MLContext.Model.Load reads it).</summary>
+    public string ModelFile => System.IO.Path.Combine(Path, "model.zip");
     /// <summary>samples/.</summary>
     public string SamplesFolder => System.IO.Path.Combine(Path, "samples");
-
-    /// <summary>The checkpoint folder for a step.</summary>
-    public string CheckpointFor(long step) =>
-        System.IO.Path.Combine(CheckpointsFolder, "step-" + step.ToString("D7", CultureInfo.InvariantCulture));
 
     /// <summary>The sample grid for a step.</summary>
     public string SamplesFor(long step) =>
@@ -41,18 +40,6 @@ public sealed class RunFolder
 
     /// <summary>True when the folder holds a run (run.json).</summary>
     public bool HasRun => File.Exists(SettingsFile);
-
-    /// <summary>The newest complete checkpoint, or null.</summary>
-    public string? LatestCheckpoint
-    {
-        get
-        {
-            var pointer = System.IO.Path.Combine(CheckpointsFolder, "latest");
-            if (!File.Exists(pointer)) return null;
-            var folder = System.IO.Path.Combine(CheckpointsFolder, File.ReadAllText(pointer).Trim());
-            return Directory.Exists(folder) ? folder : null;
-        }
-    }
 
     /// <summary>Writes run.json atomically.</summary>
     public void SaveSettings(TrainSettings settings)
@@ -74,16 +61,5 @@ public sealed class RunFolder
         {
             throw new InvalidDataException($"{SettingsFile} is not valid JSON: {e.Message}", e);
         }
-    }
-
-    /// <summary>Saves a checkpoint for the trainer's current step, points <c>latest</c> at it and prunes old ones.</summary>
-    public string SaveCheckpoint(DiffusionTrainer trainer)
-    {
-        var folder = CheckpointFor(trainer.State.Step);
-        Checkpoint.Save(trainer, folder);
-        AtomicFile.WriteAllText(System.IO.Path.Combine(CheckpointsFolder, "latest"), System.IO.Path.GetFileName(folder));
-        var old = Directory.GetDirectories(CheckpointsFolder, "step-*").OrderByDescending(d => d, StringComparer.Ordinal).Skip(CheckpointsKept);
-        foreach (var d in old) Directory.Delete(d, recursive: true);
-        return folder;
     }
 }

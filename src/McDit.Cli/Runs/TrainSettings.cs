@@ -48,6 +48,22 @@ public sealed record TrainSettings
     /// <summary>Total optimizer steps of the run.</summary>
     public long TotalSteps => Steps + UnmaskSteps;
 
+    /// <summary>The ML.NET trainer options these settings stand for (columns as McDit's loaders name them).</summary>
+    public McDit.MLNet.Trainers.McDitTrainer.Options ToTrainerOptions()
+    {
+        var method = MethodOptions.For(Method);
+        if (MaskRatio is { } r) method = method with { MaskRatio = r };
+        return new McDit.MLNet.Trainers.McDitTrainer.Options
+        {
+            ImageColumnName = "Image", LabelColumnName = "Label",
+            Model = Model, Method = Method, MethodOptions = method,
+            NumberOfSteps = checked((int)Steps), UnmaskTuningSteps = checked((int)UnmaskSteps),
+            BatchSize = BatchSize, LearningRate = LearningRate, EmaDecay = EmaDecay, GradientClipNorm = GradClip,
+            Seed = unchecked((int)Seed), Device = Device, Precision = Precision,
+            SamplingSteps = SamplerSteps, Solver = Solver, GuidanceScale = Guidance, GenerationSeed = Seed,
+        };
+    }
+
     /// <summary>Checks the values and returns the settings; throws naming the option otherwise.</summary>
     public TrainSettings Validated()
     {
@@ -57,7 +73,8 @@ public sealed record TrainSettings
         }
         Require(Steps >= 0, "steps", Steps, "≥ 0");
         Require(UnmaskSteps >= 0, "unmask-steps", UnmaskSteps, "≥ 0");
-        Require(TotalSteps > 0, "steps", Steps, "at least one step in total");
+        Require(Steps >= 1, "steps", Steps, "at least one masked pre-training step");
+        Require(TotalSteps <= int.MaxValue, "steps", Steps, $"at most {int.MaxValue} steps in total");
         Require(BatchSize >= 1, "batch-size", BatchSize, "≥ 1");
         Require(LearningRate > 0, "lr", LearningRate, "> 0");
         Require(SampleEvery >= 0, "sample-every", SampleEvery, "≥ 0");

@@ -1,19 +1,19 @@
-using System.Diagnostics;
 using System.Globalization;
+using McDit.MLNet.Data;
+using McDit.MLNet.Generation;
 using McDit.MLNet.Imaging;
-using McDit.Torch.Data;
+using McDit.MLNet.Trainers;
 using McDit.Torch.Diffusion;
-using McDit.Torch.Models;
 using McDit.Torch.Training;
-using TorchSharp;
+using Microsoft.ML;
 using static TorchSharp.torch;
 
 namespace McDit.Cli.Runs;
 
 /// <summary>
-/// One training run in a run folder: starts or resumes, feeds batches by (epoch, index) so a resumed run is exact,
-/// switches to unmasking tuning after the masked steps, writes metrics, checkpoints and sample grids, and stops
-/// cleanly (with a checkpoint) when cancelled.
+/// One training run in a run folder, through McDit's ML.NET trainer: starts or resumes (exactly, from the latest
+/// checkpoint), writes metrics, progress, checkpoints and sample grids as it goes, and the trained ML.NET model
+/// (model.zip), a final grid and the loss curve at the end. Cancelled runs keep a checkpoint.
 /// </summary>
 public sealed class TrainingSession
 {
@@ -28,7 +28,7 @@ public sealed class TrainingSession
     }
 
     /// <summary>What a finished (or interrupted) run reports.</summary>
-    public sealed record Summary(long Steps, bool Interrupted, double FinalLoss, double StepsPerSecond, string Checkpoint, string? SampleGrid);
+    public sealed record Summary(long Steps, bool Interrupted, double FinalLoss, double StepsPerSecond, string? Checkpoint, string? Model, string? SampleGrid);
 
     /// <summary>Starts a new run in <paramref name="folder"/>.</summary>
     public Summary Start(RunFolder folder, TrainSettings settings, CancellationToken cancel)
@@ -36,20 +36,10 @@ public sealed class TrainingSession
         settings = settings.Validated();
         if (folder.HasRun)
             throw new InvalidOperationException($"'{folder.Path}' already holds a run. Continue it with --resume, or choose another --out.");
-        var data = DataSources.LoadTraining(settings.Data);
-        var (size, patch) = DiffusionTransformerConfig.ParseName(settings.Model);
-        int padding = DataSources.PaddingFor(data, patch);
-        var backbone = DiffusionTransformerConfig.Preset(size, patch, data.Height + 2 * padding, data.Channels, data.ClassCount);
-        var method = MethodOptions.For(settings.Method);
-        if (settings.MaskRatio is { } r) method = method with { MaskRatio = r };
-        var options = new TrainerOptions
-        {
-            Method = method, LearningRate = settings.LearningRate, EmaDecay = settings.EmaDecay, GradClipNorm = settings.GradClip,
-            Seed = settings.Seed, Device = settings.Device, Precision = settings.Precision,
-        };
+        var ml = new MLContext(seed: unchecked((int)settings.Seed));
+        var data = DataSources.Load(ml, settings.Data, heldOut: false);
         folder.SaveSettings(settings);
-        using var trainer = new DiffusionTrainer(backbone, options);
-        return Run(folder, settings, trainer, data, padding, cancel);
+        return Run(ml, folder, settings, data, resume: false, cancel);
     }
 
     /// <summary>Continues the run in <paramref name="folder"/> from its latest checkpoint; <paramref name="steps"/> can extend stage 1.</summary>
@@ -59,70 +49,73 @@ public sealed class TrainingSession
         if (steps is { } s) settings = settings with { Steps = s };
         if (device is not null) settings = settings with { Device = device };
         settings = settings.Validated();
-        var latest = folder.LatestCheckpoint
+        var latest = folder.Checkpoints.Latest
             ?? throw new InvalidOperationException($"'{folder.Path}' has no checkpoint yet; start it again without --resume (delete the folder first).");
-        var data = DataSources.LoadTraining(settings.Data);
-        var (_, patch) = DiffusionTransformerConfig.ParseName(settings.Model);
-        int padding = DataSources.PaddingFor(data, patch);
+        var ml = new MLContext(seed: unchecked((int)settings.Seed));
+        var data = DataSources.Load(ml, settings.Data, heldOut: false);
         folder.SaveSettings(settings);
-        using var trainer = Checkpoint.Load(latest, device);
-        _out.WriteLine($"Resuming {folder.Path} from {Path.GetFileName(latest)} (step {trainer.State.Step}).");
-        return Run(folder, settings, trainer, data, padding, cancel);
+        _out.WriteLine($"Resuming {folder.Path} from {Path.GetFileName(latest)}.");
+        return Run(ml, folder, settings, data, resume: true, cancel);
     }
 
-    private Summary Run(RunFolder folder, TrainSettings settings, DiffusionTrainer trainer, LabeledImageSet data, int padding, CancellationToken cancel)
+    private Summary Run(MLContext ml, RunFolder folder, TrainSettings settings, LabeledImageDataView data, bool resume, CancellationToken cancel)
     {
-        var feeder = new EpochBatches(data, settings.BatchSize, settings.Seed, padding);
-        var state = trainer.State;
+        long startStep = resume ? Checkpoint.ReadState(folder.Checkpoints.Latest!).Step : 0;
         _out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{settings.Method} {settings.Model}: {trainer.Model.ParameterCount(true):N0} trainable parameters, {data.Count:N0} images " +
-            $"{data.Channels}×{data.Height + 2 * padding}×{data.Width + 2 * padding}, batch {settings.BatchSize}, {settings.TotalSteps} steps " +
-            $"({settings.Steps} masked + {settings.UnmaskSteps} unmasking), device {trainer.Device}"));
-        using var metrics = new MetricsLog(folder.MetricsFile, state.Step);
-        var progress = new ProgressLine(_out, settings.TotalSteps, state.Step, _interactive);
-        var clock = Stopwatch.StartNew();
+            $"{settings.Method} {settings.Model} on {settings.Data}: {data.Count:N0} images {data.Channels}×{data.Height}×{data.Width}, " +
+            $"{data.ClassNames.Count} classes, batch {settings.BatchSize}, {settings.TotalSteps} steps ({settings.Steps} masked + {settings.UnmaskSteps} unmasking), device {settings.Device}"));
+        using var metrics = new MetricsLog(folder.MetricsFile, startStep);
+        var progress = new ProgressLine(_out, settings.TotalSteps, startStep, _interactive);
         string? grid = null;
-        bool interrupted = false;
-        while (state.Step < settings.TotalSteps)
+        var sampler = new SamplerOptions { Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance };
+
+        var options = settings.ToTrainerOptions();
+        options.CheckpointFolder = folder.Checkpoints.Folder;
+        options.CheckpointInterval = (int)Math.Min(int.MaxValue, settings.CheckpointEvery);
+        options.ResumeFromCheckpoint = resume;
+        options.CancellationToken = cancel;
+        options.LoggingInterval = int.MaxValue; // the progress line reports instead
+        options.StepCallback = step =>
         {
-            if (cancel.IsCancellationRequested) { interrupted = true; break; }
-            if (state.Step >= settings.Steps && state.Stage == 1 && settings.UnmaskSteps > 0) trainer.StartUnmaskTuning();
-            LossBreakdown loss;
-            {
-                var (images, labels) = feeder.Batch(state.Epoch, state.BatchInEpoch);
-                using (images) using (labels) loss = trainer.Step(images, labels);
-            }
-            if (++state.BatchInEpoch == feeder.BatchesPerEpoch) { state.Epoch++; state.BatchInEpoch = 0; }
-            metrics.Add(trainer, loss, clock.Elapsed.TotalSeconds);
-            progress.Report(state.Step, loss.Total);
-            bool last = state.Step == settings.TotalSteps;
-            if (!last && settings.CheckpointEvery > 0 && state.Step % settings.CheckpointEvery == 0) folder.SaveCheckpoint(trainer);
-            if (!last && settings.SampleEvery > 0 && state.Step % settings.SampleEvery == 0)
-                grid = WriteGrid(trainer, data, settings, folder.SamplesFor(state.Step), progress);
+            metrics.Add(step);
+            progress.Report(step.Step, step.Loss.Total);
+            if (settings.SampleEvery > 0 && step.Step % settings.SampleEvery == 0 && step.Step < step.TotalSteps)
+                grid = WriteGrid(step, settings, sampler, folder.SamplesFor(step.Step));
+        };
+
+        McDitModel model;
+        try
+        {
+            model = ml.McDit().Trainers.DiffusionTransformer(options).Fit(data);
+        }
+        catch (OperationCanceledException)
+        {
+            progress.Break();
+            var latest = folder.Checkpoints.Latest;
+            _out.WriteLine($"Interrupted: checkpoint written to {latest}. Continue with: mcdit train --resume --out {folder.Path}");
+            var last = MetricsLog.ReadAll(folder.MetricsFile).LastOrDefault();
+            return new Summary(last?.Step ?? startStep, true, last?.Loss ?? double.NaN, progress.StepsPerSecond(last?.Step ?? startStep), latest, null, grid);
         }
         progress.Break();
-        var checkpoint = folder.SaveCheckpoint(trainer);
-        if (interrupted)
-        {
-            _out.WriteLine($"Interrupted at step {state.Step}: checkpoint written to {checkpoint}. Continue with: mcdit train --resume --out {folder.Path}");
-        }
-        else
-        {
-            grid = WriteGrid(trainer, data, settings, Path.Combine(folder.SamplesFolder, "final.png"), null);
-            LossCurve.Save(MetricsLog.ReadAll(folder.MetricsFile), folder.LossCurveFile, $"{settings.Method} {settings.Model}");
-        }
-        return new Summary(state.Step, interrupted, state.LastLoss, progress.StepsPerSecond(state.Step), checkpoint, grid);
+        ml.Model.Save(model, data.Schema, folder.ModelFile);
+        grid = Path.Combine(folder.SamplesFolder, "final.png");
+        Directory.CreateDirectory(folder.SamplesFolder);
+        model.SaveImageGrid(grid, settings.GridColumns, settings.Seed, scale: 2);
+        LossCurve.Save(MetricsLog.ReadAll(folder.MetricsFile), folder.LossCurveFile, $"{settings.Method} {settings.Model}");
+        return new Summary(model.TrainedSteps, false, model.FinalLoss, progress.StepsPerSecond(model.TrainedSteps),
+            folder.Checkpoints.Latest, folder.ModelFile, grid);
     }
 
-    /// <summary>Writes a grid with one row per class (class name on the left) from the weight EMA.</summary>
-    public static string WriteGrid(DiffusionTrainer trainer, LabeledImageSet data, TrainSettings settings, string path, ProgressLine? progress)
+    /// <summary>A grid with one row per class (named on the left) from the current weight EMA.</summary>
+    private static string WriteGrid(McDitTrainingStep step, TrainSettings settings, SamplerOptions sampler, string path)
     {
-        var labels = Enumerable.Range(0, data.ClassCount).SelectMany(c => Enumerable.Repeat(c, settings.GridColumns)).ToArray();
-        var sampler = new SamplerOptions { Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance };
+        int rows = Math.Max(1, step.NumberOfClasses);
+        var labels = step.NumberOfClasses == 0 ? null : Enumerable.Range(0, rows).SelectMany(c => Enumerable.Repeat(c, settings.GridColumns)).ToArray();
         using var scope = NewDisposeScope();
-        var samples = trainer.Generate(labels, labels.Length, settings.Seed, sampler);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        ImageGrid.SavePng(samples.clamp(-1, 1), settings.GridColumns, path, scale: 2, rowLabels: data.ClassNames);
+        var samples = step.Generate(labels, rows * settings.GridColumns, settings.Seed, sampler);
+        var names = step.NumberOfClasses == 0 ? null
+            : Enumerable.Range(0, rows).Select(c => step.ClassNames is { } n && c < n.Count ? n[c] : c.ToString(CultureInfo.InvariantCulture)).ToList();
+        ImageGrid.SavePng(samples, settings.GridColumns, path, scale: 2, rowLabels: names);
         return path;
     }
 }

@@ -82,7 +82,7 @@ public static class Checkpoint
     public static DiffusionTrainer Load(string folder, string? device = null)
     {
         var config = ReadConfig(folder);
-        var state = ReadJson<TrainingState>(folder, "state.json");
+        var state = ReadState(folder);
         var options = device is null ? config.Training : config.Training with { Device = device };
         var trainer = new DiffusionTrainer(config.Model, options, state);
         try
@@ -120,6 +120,9 @@ public static class Checkpoint
             throw;
         }
     }
+
+    /// <summary>Reads state.json of a checkpoint folder (step, stage, data position).</summary>
+    public static TrainingState ReadState(string folder) => ReadJson<TrainingState>(folder, "state.json");
 
     /// <summary>Reads config.json of a checkpoint folder.</summary>
     public static ConfigFile ReadConfig(string folder) => ReadJson<ConfigFile>(folder, "config.json");
