@@ -2,7 +2,10 @@ using System.Runtime.InteropServices;
 
 namespace McDit.Cli.Commands;
 
-/// <summary>Turns Ctrl+C and SIGTERM into a cancellation the training loop checks between steps.</summary>
+/// <summary>
+/// Turns Ctrl+C (SIGINT) and SIGTERM into a cancellation the training loop checks between steps, so it can write a
+/// checkpoint before exiting. A second Ctrl+C ends the process at once.
+/// </summary>
 internal sealed class Interruption : IDisposable
 {
     private readonly CancellationTokenSource _source = new();
