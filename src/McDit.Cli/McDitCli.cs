@@ -11,8 +11,10 @@ public static class McDitCli
     {
         var root = new RootCommand(
             "McDit: train and sample masked diffusion transformers (DiT, MaskDiT, MC-DiT) with TorchSharp.");
+        root.Add(DemoCommand.Create(output, error));
         root.Add(TrainCommand.Create(output, error));
         root.Add(SampleCommand.Create(output, error));
+        root.Add(EvaluateCommand.Create(output, error));
         return root;
     }
 

@@ -72,7 +72,8 @@ public static class TrainCommand
         return command;
     }
 
-    private static void PrintSummary(TextWriter output, RunFolder folder, TrainingSession.Summary s)
+    /// <summary>Prints the end-of-run table.</summary>
+    internal static void PrintSummary(TextWriter output, RunFolder folder, TrainingSession.Summary s)
     {
         var rows = new List<(string, string)>
         {

@@ -10,7 +10,8 @@ public static class DataSources
     /// <summary>
     /// "embedded" (Fashion-MNIST subset shipped in the library), "fashion-mnist" (the full set from Debian's
     /// dataset-fashion-mnist), or a folder: CIFAR-10 binary batches, Fashion-MNIST/MNIST IDX files, or an image
-    /// folder with one sub-folder per class. <paramref name="heldOut"/> picks the test split (for evaluation).
+    /// folder with one sub-folder per class. <paramref name="heldOut"/> picks the test split (for evaluation); an image
+    /// folder has none, so it is used whole when <paramref name="imageFolder"/> options are given (an explicit reference).
     /// </summary>
     public static LabeledImageDataView Load(MLContext ml, string data, bool heldOut, ImageFolderOptions? imageFolder = null)
     {
@@ -27,7 +28,7 @@ public static class DataSources
             return loaders.LoadCifar10(folder, heldOut ? Cifar10Split.Test : Cifar10Split.Train);
         if (Directory.EnumerateFiles(folder, "*idx3-ubyte*").Any())
             return loaders.LoadFashionMnist(split, folder);
-        if (heldOut)
+        if (heldOut && imageFolder is null)
             throw new InvalidOperationException(
                 $"--data '{data}' is an image folder, which has no held-out split; give the real images to compare with as --reference FOLDER.");
         return loaders.LoadImageFolder(folder, imageFolder);

@@ -1,6 +1,9 @@
+using McDit.MLNet.Imaging;
+using SixLabors.ImageSharp.PixelFormats;
+
 namespace McDit.Cli.Runs;
 
-/// <summary>Draws the training loss of a run (raw per step and smoothed) as a PNG with ScottPlot.</summary>
+/// <summary>Draws the training loss of a run (per step and smoothed) as a PNG.</summary>
 public static class LossCurve
 {
     /// <summary>Writes the curve of <paramref name="entries"/> to <paramref name="path"/>; does nothing without entries.</summary>
@@ -10,31 +13,13 @@ public static class LossCurve
         var steps = entries.Select(e => (double)e.Step).ToArray();
         var loss = entries.Select(e => e.Loss).ToArray();
         var smoothed = new double[loss.Length];
-        double window = Math.Max(1, loss.Length / 50.0), alpha = 1 / window, s = loss[0];
+        double alpha = 1 / Math.Max(1, loss.Length / 25.0), s = loss[0];
         for (int i = 0; i < loss.Length; i++) smoothed[i] = s = (1 - alpha) * s + alpha * loss[i];
-
-        var plot = new ScottPlot.Plot();
-        var raw = plot.Add.Scatter(steps, loss);
-        raw.MarkerSize = 0;
-        raw.LineWidth = 1;
-        raw.Color = ScottPlot.Colors.SteelBlue.WithAlpha(0.35);
-        raw.LegendText = "loss per step";
-        var line = plot.Add.Scatter(steps, smoothed);
-        line.MarkerSize = 0;
-        line.LineWidth = 2;
-        line.Color = ScottPlot.Colors.Navy;
-        line.LegendText = "smoothed";
         var stage2 = entries.FirstOrDefault(e => e.Stage == 2);
-        if (stage2 is not null)
+        LineChart.SavePng(path, title + ": training loss", "step", new[]
         {
-            var v = plot.Add.VerticalLine(stage2.Step);
-            v.LineColor = ScottPlot.Colors.OrangeRed;
-            v.LegendText = "unmasking tuning";
-        }
-        plot.Title(title);
-        plot.XLabel("step");
-        plot.YLabel("training loss");
-        plot.ShowLegend();
-        McDit.Torch.IO.AtomicFile.WriteAllBytes(path, plot.GetImageBytes(900, 500, ScottPlot.ImageFormat.Png));
+            new ChartSeries("loss per step", steps, loss, new Rgb24(170, 190, 225)),
+            new ChartSeries("smoothed", steps, smoothed, new Rgb24(20, 40, 140), 2),
+        }, stage2 is null ? null : new[] { ((double)stage2.Step, "unmasking tuning") });
     }
 }

@@ -31,6 +31,8 @@ public sealed class RunFolder
     public CheckpointSeries Checkpoints => new(System.IO.Path.Combine(Path, "checkpoints"), CheckpointsKept);
     /// <summary>model.zip: the trained ML.NET model (MLContext.Model.Load reads it).</summary>
     public string ModelFile => System.IO.Path.Combine(Path, "model.zip");
+    /// <summary>evaluations.jsonl: one FD-ResNet18 measurement per line.</summary>
+    public string EvaluationsFile => System.IO.Path.Combine(Path, "evaluations.jsonl");
     /// <summary>samples/.</summary>
     public string SamplesFolder => System.IO.Path.Combine(Path, "samples");
 

@@ -1,0 +1,66 @@
+using System.CommandLine;
+using System.Globalization;
+using McDit.Cli.Runs;
+using McDit.Torch.Training;
+using Microsoft.ML;
+
+namespace McDit.Cli.Commands;
+
+/// <summary>
+/// <c>mcdit demo</c>: the first thing to run. Trains a small MC-DiT on the embedded Fashion-MNIST subset on the CPU,
+/// writes a labelled grid (one row per class) and the loss curve, and measures FD-ResNet18 against held-out images.
+/// </summary>
+public static class DemoCommand
+{
+    /// <summary>The demo's training settings: sized for about 10 minutes on two CPU cores (docs/benchmarks.md).</summary>
+    public static TrainSettings Settings => new()
+    {
+        Data = "embedded", Model = "Tiny/4", Method = TrainingMethod.McDiT, Steps = 500, BatchSize = 32, LearningRate = 5e-4,
+        EmaDecay = 0.99, SampleEvery = 100, CheckpointEvery = 100, SamplerSteps = 18, Guidance = 2.0, GridColumns = 10, Device = "auto",
+    };
+
+    /// <summary>Creates the command.</summary>
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var defaults = Settings;
+        var outDir = new Option<string>("--out") { Description = "Run folder.", DefaultValueFactory = _ => "runs/demo" };
+        var steps = new Option<long>("--steps") { Description = "Training steps (shorten for a quick look; lengthen for better images).", DefaultValueFactory = _ => defaults.Steps };
+        var fdSamples = new Option<int>("--fd-samples") { Description = "Generated images for FD-ResNet18 (0 skips the measurement).", DefaultValueFactory = _ => 200 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => defaults.Device };
+        var command = new Command("demo",
+            "Train a small MC-DiT on the embedded Fashion-MNIST images, write a labelled sample grid and loss curve, and measure FD-ResNet18.")
+        {
+            outDir, steps, fdSamples, device,
+        };
+        command.SetAction(parse =>
+        {
+            var folder = new RunFolder(parse.GetValue(outDir)!);
+            var settings = Settings with { Steps = parse.GetValue(steps), Device = parse.GetValue(device)! };
+            using var interruption = new Interruption();
+            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
+            var summary = folder.HasRun
+                ? session.Resume(folder, settings.Steps, settings.Device, interruption.Token)
+                : session.Start(folder, settings, interruption.Token);
+            TrainCommand.PrintSummary(output, folder, summary);
+            if (summary.Interrupted) return 130;
+
+            int n = parse.GetValue(fdSamples);
+            if (n >= 2)
+            {
+                var ml = new MLContext(seed: 0);
+                var generator = ModelSource.Load(ml, folder.Path, settings.Device, out _);
+                const string referenceName = "embedded (held-out)";
+                output.WriteLine();
+                using var fd = new FdEvaluation(ml, DataSources.Load(ml, "embedded", heldOut: true), referenceName,
+                    FdEvaluation.DefaultCacheFile(referenceName), output);
+                var result = fd.Evaluate(generator, n, seed: 0);
+                FdEvaluation.Append(folder.EvaluationsFile, result);
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  FD-ResNet18  {result.FrechetDistance:F2}  ({result.Samples} generated vs {result.ReferenceCount} held-out real images; lower is better)"));
+            }
+            output.WriteLine($"  Look at {Path.Combine(folder.SamplesFolder, "final.png")}: one row per class.");
+            return 0;
+        });
+        return command;
+    }
+}
