@@ -16,7 +16,7 @@ namespace McDit.MLNet.Latents;
 /// <para>ε of row r comes from a generator seeded by (<see cref="Seed"/>, r, the cursor's salt). The salt of a shuffled
 /// cursor is the first number drawn from its <see cref="Random"/> (the trainer seeds one per epoch, so every epoch sees
 /// new latents and a resumed run sees the same ones); the salt of an unshuffled cursor is the count of unshuffled
-/// cursors this view opened before it (0, 1, 2, …). Records are read from the file when a cursor reaches them; only
+/// cursors reading <c>Latent</c> that this view opened before it (0, 1, 2, …). Records are read from the file when a cursor reaches them; only
 /// the header is held in memory. The view shuffles itself and knows its row count.</para>
 /// </remarks>
 public sealed class LatentCacheDataView : IDataView
@@ -93,7 +93,7 @@ public sealed class LatentCacheDataView : IDataView
         }
         long salt;
         long[]? order = null;
-        if (rand is null) salt = Interlocked.Increment(ref _unshuffledCursors) - 1;
+        if (rand is null) salt = active[0] ? Interlocked.Increment(ref _unshuffledCursors) - 1 : 0; // only cursors that sample count
         else
         {
             salt = rand.NextInt64();

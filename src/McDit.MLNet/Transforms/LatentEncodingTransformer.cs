@@ -38,7 +38,7 @@ public sealed class LatentEncodingTransformer : RowToRowTransformerBase
 {
     internal const string Summary = "Encodes a CHW float image column into VAE latents (identity without a VAE).";
     internal const string UserName = "McDit Latent Encoding Transform";
-    internal const string LoaderSignature = "McDitLatentEncodeTransform";
+    internal const string LoaderSignature = "McDitLatentEncodeXf"; // ML.NET allows at most 23 characters
     const string VaeStream = "vae.safetensors";
 
     /// <summary>Suffix of the posterior-mean column's name.</summary>
