@@ -293,7 +293,7 @@ public sealed class LatentEncodingTransformer : RowToRowTransformerBase
         {
             readonly Mapper _mapper;
             readonly DataViewRow _input;
-            readonly ValueGetter<VBuffer<float>> _image;
+            ValueGetter<VBuffer<float>>? _imageGetter;
             VBuffer<float> _pixels;
             float[]? _dense;
             long _position = long.MinValue;
@@ -303,14 +303,16 @@ public sealed class LatentEncodingTransformer : RowToRowTransformerBase
             {
                 _mapper = mapper;
                 _input = input;
-                _image = input.GetGetter<VBuffer<float>>(input.Schema[mapper._inputIndex]);
             }
+
+            // Made on first use: the input column is active only when an output column is.
+            ValueGetter<VBuffer<float>> Image => _imageGetter ??= _input.GetGetter<VBuffer<float>>(_input.Schema[_mapper._inputIndex]);
 
             /// <summary>Without a VAE: copies the input into <paramref name="dst"/> and returns true.</summary>
             public bool Identity(ref VBuffer<float> dst)
             {
                 if (_mapper._parent.Vae is not null) return false;
-                _image(ref _pixels);
+                Image(ref _pixels);
                 _pixels.CopyTo(ref dst);
                 return true;
             }
@@ -319,7 +321,7 @@ public sealed class LatentEncodingTransformer : RowToRowTransformerBase
             {
                 long position = _input.Position;
                 if (position == _position && _current.Length > 0) return _current;
-                _image(ref _pixels);
+                Image(ref _pixels);
                 _dense ??= new float[_mapper._inputType.Size];
                 _pixels.CopyTo(_dense);
                 foreach (var v in _dense)
