@@ -22,7 +22,7 @@ public sealed partial class McDitCatalog
 /// var pets = mlContext.McDit().Data.LoadImageFolder("pets", new ImageFolderOptions { ImageSize = 32, SkipUnreadable = true });
 /// Console.WriteLine($"{pets.Count} images, {pets.SkippedCount} skipped");
 /// </code></example>
-public sealed class McDitDataCatalog
+public sealed partial class McDitDataCatalog
 {
     /// <summary>Where the Debian/Ubuntu package <c>dataset-fashion-mnist</c> installs the full Fashion-MNIST.</summary>
     public const string DebianFashionMnistFolder = "/usr/share/datasets/fashion-mnist";

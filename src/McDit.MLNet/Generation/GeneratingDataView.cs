@@ -67,7 +67,7 @@ sealed class GeneratingDataView : IDataView
             _parent = parent;
             _main = main;
             _active = active;
-            _sampleSize = parent._model.Channels * parent._model.Height * parent._model.Width;
+            _sampleSize = parent._model.ImageSize;
         }
 
         public override DataViewSchema Schema => _parent.Schema;

@@ -3,11 +3,13 @@ using System.Text.Json;
 using McDit.MLNet.Generation;
 using McDit.MLNet.Imaging;
 using McDit.MLNet.Internal;
+using McDit.MLNet.Latents;
 using McDit.Torch.Diffusion;
 using McDit.Torch.IO;
 using McDit.Torch.Models;
 using McDit.Torch.Runtime;
 using McDit.Torch.Training;
+using McDit.Torch.Vae;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -40,8 +42,13 @@ namespace McDit.MLNet.Generation;
 /// <para><see cref="Transform"/> generates lazily and in batches: when a generated column of a row is first read,
 /// the cursor reads the class and seed of up to <see cref="BatchSize"/> rows ahead and runs the sampler once for all
 /// of them. A <c>PredictionEngine</c> generates one row per call.</para>
+/// <para>A latent-space model carries a <see cref="Decoder"/> (a VAE, from the trainer's <c>LatentDecoderPath</c> /
+/// <c>LatentDecoder</c> or <see cref="WithDecoder"/>): the network samples latents [C, H, W] and the generated columns
+/// hold the decoded images [<see cref="ImageChannels"/>, <see cref="ImageHeight"/>, <see cref="ImageWidth"/>] with
+/// pixels in [0, 1], while <see cref="Generate"/> still returns the latents.</para>
 /// <para>Saved with <c>MLContext.Model.Save</c> as <c>config.json</c> and <c>model.safetensors</c> (the EMA weights)
-/// inside the model zip; <c>MLContext.Model.Load</c> restores it with no registration call.</para>
+/// inside the model zip, plus <c>vae.safetensors</c> for a model with a decoder; <c>MLContext.Model.Load</c> restores
+/// it with no registration call.</para>
 /// </remarks>
 public sealed class McDitModel : RowToRowTransformerBase, ITransformer
 {
@@ -50,9 +57,11 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     internal const string LoaderSignature = "McDitGeneratorModel";
     const string ConfigStream = "config.json";
     const string WeightsStream = "model.safetensors";
+    const string DecoderStream = "vae.safetensors";
 
     readonly McDitModelSettings _settings;
     readonly MaskedDiffusionTransformer _network;
+    readonly AutoencoderKL? _decoder;
     readonly object _gate;
     int _samplerRuns;
 
@@ -64,12 +73,18 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(McDitModel).Assembly.FullName);
 
-    internal McDitModel(IHostEnvironment env, McDitModelSettings settings, MaskedDiffusionTransformer network, object? gate = null)
+    internal McDitModel(IHostEnvironment env, McDitModelSettings settings, MaskedDiffusionTransformer network, object? gate = null,
+        AutoencoderKL? decoder = null)
         : base(Contracts.CheckRef(env, nameof(env)).Register(nameof(McDitModel)))
     {
-        _settings = settings.Validated();
+        _settings = (settings with { HasLatentDecoder = decoder is not null }).Validated();
+        if (decoder is not null && decoder.Config.LatentChannels != _settings.Channels)
+            throw new ArgumentException(
+                $"The decoder VAE has {decoder.Config.LatentChannels} latent channels; this model generates {_settings.Channels}-channel samples.", nameof(decoder));
         _network = network;
         _network.eval();
+        _decoder = decoder;
+        _decoder?.eval();
         _gate = gate ?? new object();
     }
 
@@ -81,12 +96,24 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     public TrainingMethod Method => _settings.Method;
     /// <summary>Channels C of a generated image (1 grey, 3 colour).</summary>
     public int Channels => _settings.Channels;
-    /// <summary>Pixel value of black in <see cref="GeneratedPixelsColumnName"/> (the trainer's InputMinimum, 0 by default).</summary>
+    /// <summary>
+    /// The trainer's InputMinimum (0 by default): the value the model's −1 stands for; the pixel value of black in
+    /// <see cref="GeneratedPixelsColumnName"/> unless the model has a <see cref="Decoder"/> (decoded pixels are in [0, 1]).
+    /// </summary>
     public float InputMinimum => _settings.InputMinimum;
-    /// <summary>Pixel value of white in <see cref="GeneratedPixelsColumnName"/> (the trainer's InputMaximum, 1 by default).</summary>
+    /// <summary>The trainer's InputMaximum (1 by default): the value the model's +1 stands for (see <see cref="InputMinimum"/>).</summary>
     public float InputMaximum => _settings.InputMaximum;
 
-    /// <summary>Writes a sample (model scale, [−1, 1]) into a pixel vector in the data's pixel range.</summary>
+    /// <summary>The VAE that decodes generated latents into images, or null for a pixel-space model. Shared, not copied.</summary>
+    public AutoencoderKL? Decoder => _decoder;
+    /// <summary>Channels of a generated image: the decoder's output channels, else <see cref="Channels"/>.</summary>
+    public int ImageChannels => _decoder?.Config.OutChannels ?? Channels;
+    /// <summary>Height of a generated image: H·f with a decoder (f its downsampling factor), else <see cref="Height"/>.</summary>
+    public int ImageHeight => Height * (_decoder?.Config.DownsamplingFactor ?? 1);
+    /// <summary>Width of a generated image: W·f with a decoder, else <see cref="Width"/>.</summary>
+    public int ImageWidth => Width * (_decoder?.Config.DownsamplingFactor ?? 1);
+
+    /// <summary>Writes an image (model scale, [−1, 1]) into a pixel vector in the output pixel range.</summary>
     internal void CopyPixels(ReadOnlySpan<float> sample, ref VBuffer<float> dst)
     {
         var editor = VBufferEditor.Create(ref dst, sample.Length);
@@ -94,8 +121,15 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
         dst = editor.Commit();
     }
 
-    /// <summary>Maps a sample in the model's [−1, 1] to the pixel range of the data it was trained on.</summary>
-    internal float ToPixelRange(float v) => InputMinimum + (Math.Clamp(v, -1f, 1f) + 1f) * 0.5f * (InputMaximum - InputMinimum);
+    /// <summary>
+    /// Maps an image value in [−1, 1] to the output pixel range: [0, 1] for decoded images, else the range of the data
+    /// the model was trained on.
+    /// </summary>
+    internal float ToPixelRange(float v)
+    {
+        float min = _decoder is null ? InputMinimum : 0f, max = _decoder is null ? InputMaximum : 1f;
+        return min + (Math.Clamp(v, -1f, 1f) + 1f) * 0.5f * (max - min);
+    }
     /// <summary>Height H of a generated image.</summary>
     public int Height => _settings.Height;
     /// <summary>Width W of a generated image.</summary>
@@ -152,7 +186,18 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
             BatchSize = batchSize ?? _settings.BatchSize,
             Seed = seed ?? _settings.Seed,
             SeedColumnName = seedColumnName is null ? _settings.SeedColumnName : seedColumnName.Length == 0 ? null : seedColumnName,
-        }, _network, _gate);
+        }, _network, _gate, _decoder);
+
+    /// <summary>
+    /// The same network (shared) with a VAE that decodes its samples: the generated columns, <see cref="GenerateImages"/>
+    /// and <see cref="SaveImageGrid"/> then give decoded images with pixels in [0, 1], <see cref="ImageHeight"/>×<see cref="ImageWidth"/>,
+    /// while <see cref="Generate"/> returns the latents. The model's samples, mapped from [−1, 1] to
+    /// [<see cref="InputMinimum"/>, <see cref="InputMaximum"/>], are taken as latents scaled as
+    /// <see cref="AutoencoderKL.EncodeLatents"/> makes them. Null removes the decoder.
+    /// </summary>
+    /// <param name="vae">The VAE (shared, not copied; saved with the model), or null.</param>
+    /// <exception cref="ArgumentException">The VAE's latent channels differ from <see cref="Channels"/>.</exception>
+    public McDitModel WithDecoder(AutoencoderKL? vae) => new(Host, _settings, _network, _gate, vae);
 
     /// <summary>
     /// Adds the generated image and pixel columns to <paramref name="input"/>, generating lazily in batches of
@@ -175,21 +220,28 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     /// <param name="count">Number of samples, ≥ 1.</param>
     /// <param name="classes">One 0-based class per sample (or −1 for unconditional), or null for unconditional samples.</param>
     /// <param name="seed">Base seed.</param>
-    /// <returns>float32 [N, C, H, W] on the CPU, clamped to [−1, 1].</returns>
+    /// <returns>float32 [N, C, H, W] on the CPU in the model's scale: clamped to [−1, 1], or, for a model with a
+    /// <see cref="Decoder"/>, the latents as sampled (not clamped, not decoded).</returns>
     public Tensor Generate(int count, IReadOnlyList<int>? classes = null, long seed = 0)
     {
-        var flat = GenerateFlat(count, classes, seed);
+        var flat = GenerateFlat(count, classes, seed, decoded: false);
         TorchBackend.EnsureInitialized();
         return torch.tensor(flat, new long[] { count, Channels, Height, Width });
     }
 
-    /// <summary>Like <see cref="Generate"/>, as Bgra32 <see cref="MLImage"/>s (the caller disposes them).</summary>
+    /// <summary>
+    /// Like <see cref="Generate"/>, as Bgra32 <see cref="MLImage"/>s of <see cref="ImageHeight"/>×<see cref="ImageWidth"/>
+    /// (decoded by the <see cref="Decoder"/> when there is one); the caller disposes them.
+    /// </summary>
     public MLImage[] GenerateImages(int count, IReadOnlyList<int>? classes = null, long seed = 0)
     {
-        var flat = GenerateFlat(count, classes, seed);
-        int size = Channels * Height * Width;
+        var flat = GenerateFlat(count, classes, seed, decoded: true);
+        int size = ImageSize;
         return Enumerable.Range(0, count).Select(i => ToImage(flat.AsSpan(i * size, size))).ToArray();
     }
+
+    /// <summary>Floats per generated (decoded) image.</summary>
+    internal int ImageSize => ImageChannels * ImageHeight * ImageWidth;
 
     /// <summary>
     /// Writes a PNG grid with one row per class (labelled with its name) and <paramref name="imagesPerClass"/> samples
@@ -206,18 +258,20 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
         int rows = Math.Max(1, NumberOfClasses);
         var classes = NumberOfClasses == 0 ? null
             : Enumerable.Range(0, rows).SelectMany(c => Enumerable.Repeat(c, imagesPerClass)).ToArray();
-        using var images = Generate(rows * imagesPerClass, classes, seed);
+        TorchBackend.EnsureInitialized();
+        using var images = torch.tensor(GenerateFlat(rows * imagesPerClass, classes, seed, decoded: true),
+            new long[] { rows * imagesPerClass, ImageChannels, ImageHeight, ImageWidth });
         var labels = NumberOfClasses == 0 ? null
             : Enumerable.Range(0, rows).Select(c => ClassNames is { } names && c < names.Count ? names[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
         ImageGrid.SavePng(images, imagesPerClass, path, scale, labels);
     }
 
-    float[] GenerateFlat(int count, IReadOnlyList<int>? classes, long seed)
+    float[] GenerateFlat(int count, IReadOnlyList<int>? classes, long seed, bool decoded)
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "Expected at least one sample.");
         if (classes is not null && classes.Count != count)
             throw new ArgumentException($"{classes.Count} classes were given for {count} samples; give one class per sample, or null.", nameof(classes));
-        int size = Channels * Height * Width;
+        int size = decoded ? ImageSize : Channels * Height * Width;
         var result = new float[(long)count * size];
         for (int start = 0; start < count; start += BatchSize)
         {
@@ -230,7 +284,7 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
                 int c = classes?[start + i] ?? -1;
                 labels[i] = CheckClass(c, "classes", start + i);
             }
-            SampleBatch(seeds, labels).CopyTo(result.AsSpan(start * size));
+            (decoded ? SampleBatch(seeds, labels) : SampleLatents(seeds, labels)).CopyTo(result.AsSpan(start * size));
         }
         return result;
     }
@@ -249,10 +303,25 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     internal int LabelFor(long value, long position) => CheckClass(value, $"Label column '{_settings.LabelColumnName}'", position);
 
     /// <summary>
-    /// One sampler run for a batch: row i starts from the noise of <paramref name="seeds"/>[i] and has network label
-    /// <paramref name="labels"/>[i] (ignored for unconditional models). Returns N·C·H·W floats clamped to [−1, 1].
+    /// One sampler run for a batch, decoded when the model has a <see cref="Decoder"/>: N images of
+    /// <see cref="ImageSize"/> floats in [−1, 1].
     /// </summary>
     internal float[] SampleBatch(ReadOnlySpan<long> seeds, ReadOnlySpan<int> labels)
+    {
+        var samples = SampleLatents(seeds, labels);
+        if (_decoder is null) return samples;
+        // Model scale [−1, 1] → the latent scale of the data ([InputMinimum, InputMaximum]), then decode.
+        float half = 0.5f * (InputMaximum - InputMinimum);
+        for (int i = 0; i < samples.Length; i++) samples[i] = InputMinimum + (samples[i] + 1f) * half;
+        return VaeRuntime.DecodeLatents(_decoder, samples, seeds.Length, Height, Width);
+    }
+
+    /// <summary>
+    /// One sampler run for a batch: row i starts from the noise of <paramref name="seeds"/>[i] and has network label
+    /// <paramref name="labels"/>[i] (ignored for unconditional models). Returns N·C·H·W floats in the model's scale,
+    /// clamped to [−1, 1] unless the model has a decoder (latents are not bounded).
+    /// </summary>
+    internal float[] SampleLatents(ReadOnlySpan<long> seeds, ReadOnlySpan<int> labels)
     {
         TorchBackend.EnsureInitialized();
         int n = seeds.Length;
@@ -280,33 +349,34 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
                 NullLabel = y is null ? null : _network.NullLabel,
             };
             var samples = EdmSampler.Sample(ModelDenoiser.Create(_network, _settings.SigmaData), latents, y, options);
-            return samples.clamp(-1f, 1f).cpu().contiguous().data<float>().ToArray();
+            if (_decoder is null) samples = samples.clamp(-1f, 1f);
+            return samples.cpu().contiguous().data<float>().ToArray();
         }
     }
 
-    /// <summary>A Bgra32 image of one sample (C·H·W floats in [−1, 1]); grey is replicated to B, G and R.</summary>
+    /// <summary>A Bgra32 image of one generated image (<see cref="ImageSize"/> floats in [−1, 1]); grey is replicated to B, G and R.</summary>
     internal MLImage ToImage(ReadOnlySpan<float> sample)
     {
-        int plane = Height * Width;
+        int plane = ImageHeight * ImageWidth, channels = ImageChannels;
         var bytes = new byte[plane * 4];
         for (int i = 0; i < plane; i++)
         {
             byte r = ToByte(sample[i]);
-            byte g = Channels == 3 ? ToByte(sample[plane + i]) : r;
-            byte b = Channels == 3 ? ToByte(sample[2 * plane + i]) : r;
+            byte g = channels == 3 ? ToByte(sample[plane + i]) : r;
+            byte b = channels == 3 ? ToByte(sample[2 * plane + i]) : r;
             bytes[4 * i] = b;
             bytes[4 * i + 1] = g;
             bytes[4 * i + 2] = r;
             bytes[4 * i + 3] = 255;
         }
-        return MLImage.CreateFromPixels(Width, Height, MLPixelFormat.Bgra32, bytes);
+        return MLImage.CreateFromPixels(ImageWidth, ImageHeight, MLPixelFormat.Bgra32, bytes);
     }
 
     static byte ToByte(float v) => float.IsNaN(v) ? (byte)0 : (byte)Math.Clamp(MathF.Round((v + 1f) * 127.5f), 0f, 255f);
 
     /// <summary>The output column types: the image and the pixel vector.</summary>
     internal (ImageDataViewType Image, VectorDataViewType Pixels) OutputTypes() =>
-        (new ImageDataViewType(Height, Width), new VectorDataViewType(NumberDataViewType.Single, Channels, Height, Width));
+        (new ImageDataViewType(ImageHeight, ImageWidth), new VectorDataViewType(NumberDataViewType.Single, ImageChannels, ImageHeight, ImageWidth));
 
     /// <summary>Finds and checks the label and seed columns an input must have; −1 when not used.</summary>
     internal (int Label, int Seed) CheckInputColumns(DataViewSchema schema)
@@ -336,7 +406,7 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
 
     // ------------------------------------------------------------------ save / load
 
-    /// <summary>Writes config.json and model.safetensors (the network's weights) into the model zip.</summary>
+    /// <summary>Writes config.json, model.safetensors (the network's weights) and, with a decoder, vae.safetensors into the model zip.</summary>
     protected override void SaveModel(ModelSaveContext ctx)
     {
         Host.CheckValue(ctx, nameof(ctx));
@@ -355,6 +425,11 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
             weights = SafeTensors.ToBytes(_network.state_dict(), new Dictionary<string, string> { ["format"] = McDitModelSettings.CurrentFormat });
         }
         ctx.SaveBinaryStream(WeightsStream, w => w.Write(weights));
+        if (_decoder is not null)
+        {
+            var vae = VaeRuntime.ToBytes(_decoder);
+            ctx.SaveBinaryStream(DecoderStream, w => w.Write(vae));
+        }
     }
 
     // Factory method for SignatureLoadModel.
@@ -393,7 +468,10 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
             network.Dispose();
             throw;
         }
-        return new McDitModel(env, settings, network);
+        var decoder = settings.HasLatentDecoder
+            ? VaeRuntime.FromBytes(ReadStream(ctx, DecoderStream), $"model zip entry {DecoderStream}")
+            : null;
+        return new McDitModel(env, settings, network, decoder: decoder);
     }
 
     static byte[] ReadStream(ModelLoadContext ctx, string name)

@@ -41,6 +41,8 @@ sealed record McDitModelSettings
     public string Device { get; init; } = "auto";
     public long TrainedSteps { get; init; }
     public double FinalLoss { get; init; } = double.NaN;
+    /// <summary>The model zip holds a VAE (<c>vae.safetensors</c>) that decodes the generated latents.</summary>
+    public bool HasLatentDecoder { get; init; }
 
     /// <summary>Checks the values a loaded or requested model depends on; throws naming the setting.</summary>
     public McDitModelSettings Validated()

@@ -183,5 +183,22 @@ public sealed partial class McDitTrainer
 
         /// <summary>Base seed of the returned model when rows carry no seed column.</summary>
         public long GenerationSeed;
+
+        // ------------------------------------------------------------------ latent space
+
+        /// <summary>
+        /// A VAE (diffusers folder or <c>.safetensors</c> file) whose latents the image column holds, for example from
+        /// <c>EncodeLatents(vaePath: …)</c> or a latent cache. The column is then taken as it is (scaled latents, not
+        /// pixels: <see cref="InputMinimum"/>, <see cref="InputMaximum"/> and <see cref="ValidateInputRange"/> are not
+        /// used), and the returned model decodes its samples with this VAE (saved in its zip), so its generated columns
+        /// hold images in [0, 1] of 8× the latent size. Ignored when <see cref="LatentDecoder"/> is set.
+        /// </summary>
+        public string? LatentDecoderPath;
+
+        /// <summary>Like <see cref="LatentDecoderPath"/>, with a VAE already loaded (shared with the returned model, not copied).</summary>
+        public McDit.Torch.Vae.AutoencoderKL? LatentDecoder;
+
+        /// <summary>A shallow copy (the trainer adjusts the copy for latent-space data).</summary>
+        internal Options Clone() => (Options)MemberwiseClone();
     }
 }

@@ -129,7 +129,20 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
     {
         _host.CheckValue(input, nameof(input));
         var o = _options;
+        // Latent-space data: the column holds the VAE's scaled latents, taken as they are (−1 and +1 map to themselves).
+        var decoder = o.LatentDecoder ?? (o.LatentDecoderPath is { } vaePath ? Latents.VaeRuntime.Load(vaePath) : null);
+        if (decoder is not null)
+        {
+            o = o.Clone();
+            o.InputMinimum = -1f;
+            o.InputMaximum = 1f;
+            o.ValidateInputRange = false;
+        }
         var plan = TrainingPlan.Create(input.Schema, o);
+        if (decoder is not null && (plan.Shape.IsImage || plan.Shape.Channels != decoder.Config.LatentChannels))
+            throw new ArgumentOutOfRangeException(nameof(input),
+                $"Image column '{o.ImageColumnName}' holds {(plan.Shape.IsImage ? "MLImages" : $"{plan.Shape.Channels}-channel vectors")}, but with a latent " +
+                $"decoder it must hold the VAE's latents, float vectors [{decoder.Config.LatentChannels}, h, w] (EncodeLatents with the VAE, or a latent cache).");
         long seed = o.Seed ?? ((IHostEnvironmentInternal)_host).Seed ?? 0;
 
         using var ch = _host.Start("Training");
@@ -289,7 +302,7 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         Checkpoint.LoadInto(network, trainer.EmaModel.state_dict(), "the trained weight EMA");
         network.to(trainer.Device);
         ch.Info($"McDit: trained {step} steps in {clock.Elapsed.TotalSeconds:F1} s; final loss {loss:F4}.");
-        return new McDitModel(_host, settings, network);
+        return new McDitModel(_host, settings, network, decoder: decoder);
     }
 
     void CheckAlive(Options o)

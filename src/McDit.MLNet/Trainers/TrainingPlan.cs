@@ -55,7 +55,7 @@ sealed class TrainingPlan
         };
     }
 
-    static string[]? KeyNames(DataViewSchema.Column column, int classes)
+    internal static string[]? KeyNames(DataViewSchema.Column column, int classes)
     {
         var annotation = column.Annotations.Schema.GetColumnOrNull(AnnotationUtils.Kinds.KeyValues);
         if (annotation is not { Type: VectorDataViewType { ItemType: TextDataViewType } }) return null;
