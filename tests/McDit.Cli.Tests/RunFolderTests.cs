@@ -84,6 +84,43 @@ public sealed class RunFolderTests : IDisposable
         Assert.True(grid.Height >= 2 * 56 && grid.Height < 3 * 56, $"two rows of 28 px at scale 2, got {grid.Height}");
     }
 
+    [Fact]
+    public void AShortDemoTrainsMcDitAndWritesALabelledGrid()
+    {
+        var folder = Folder();
+        var (exit, output, error) = CliRunner.Run("demo", "--out", folder, "--steps", "2", "--fd-samples", "0", "--device", "cpu");
+        Assert.True(exit == 0, error);
+        var run = new RunFolder(folder);
+        Assert.Equal(McDit.Torch.Training.TrainingMethod.McDiT, run.LoadSettings().Method);
+        Assert.True(File.Exists(Path.Combine(run.SamplesFolder, "final.png")));
+        Assert.True(File.Exists(run.LossCurveFile));
+        Assert.Contains("one row per class", output);
+    }
+
+    [Fact]
+    public void EvaluateMeasuresFdAgainstAnImageFolderAndLogsIt()
+    {
+        var folder = Folder();
+        Assert.Equal(0, CliRunner.Run(Tiny(folder, "--steps", "1", "--method", "DiT")).Exit);
+        // A small reference: 6 held-out Fashion-MNIST images written as PNGs in two class folders.
+        var reference = Path.Combine(folder, "reference");
+        var heldOut = McDit.Torch.Data.FashionMnist.LoadEmbedded(McDit.Torch.Data.FashionMnistSplit.HeldOut);
+        for (int i = 0; i < 6; i++)
+        {
+            var dir = Path.Combine(reference, "class" + (i % 2));
+            Directory.CreateDirectory(dir);
+            using var png = SixLabors.ImageSharp.Image.LoadPixelData<SixLabors.ImageSharp.PixelFormats.L8>(heldOut.GetImage(i), 28, 28);
+            png.Save(Path.Combine(dir, $"{i}.png"));
+        }
+        var (exit, output, error) = CliRunner.Run("evaluate", "--from", folder, "--reference", reference, "--samples", "4", "--steps", "1",
+            "--device", "cpu", "--reference-cache", Path.Combine(folder, "reference-stats.safetensors"));
+        Assert.True(exit == 0, error);
+        Assert.Contains("FD-ResNet18", output);
+        Assert.True(File.Exists(Path.Combine(folder, "reference-stats.safetensors")));
+        var line = Assert.Single(File.ReadAllLines(new RunFolder(folder).EvaluationsFile));
+        Assert.Contains("\"frechet_distance\"", line);
+    }
+
     public void Dispose()
     {
         foreach (var f in _folders) if (Directory.Exists(f)) Directory.Delete(f, true);
