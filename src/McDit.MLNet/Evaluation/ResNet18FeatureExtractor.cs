@@ -44,12 +44,12 @@ public sealed class ResNet18FeatureExtractor : IFeatureExtractor
     /// <param name="mlContext">The ML.NET context.</param>
     /// <param name="modelDirectory">Folder holding <c>ResNet18Onnx/ResNet18.onnx</c> and
     /// <c>ResNetPrepOnnx/ResNetPreprocess.onnx</c>; null means <c>DnnImageModels</c> beside the application, where the
-    /// package's build step copies them.</param>
+    /// package's build step copies them, or else beside McDit.MLNet.dll (hosts that load it by path, such as notebooks).</param>
     /// <exception cref="FileNotFoundException">A model file is missing; the message says which and where it comes from.</exception>
     public static ResNet18FeatureExtractor Create(MLContext mlContext, string? modelDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
-        var dir = Path.GetFullPath(modelDirectory ?? Path.Combine(AppContext.BaseDirectory, ModelFolderName));
+        var dir = Path.GetFullPath(modelDirectory ?? DefaultModelDirectory());
         foreach (var file in new[] { Path.Combine(dir, "ResNet18Onnx", "ResNet18.onnx"), Path.Combine(dir, "ResNetPrepOnnx", "ResNetPreprocess.onnx") })
             if (!File.Exists(file))
                 throw new FileNotFoundException(
@@ -62,6 +62,17 @@ public sealed class ResNet18FeatureExtractor : IFeatureExtractor
                 m => m.ModelSelector.ResNet18(mlContext, m.OutputColumn, m.InputColumn, dir), "Pixels"));
         var transformer = pipeline.Fit(Images(mlContext, Array.Empty<MLImage>(), 0, 0));
         return new ResNet18FeatureExtractor(mlContext, transformer, dir);
+    }
+
+    // DnnImageModels beside the application; when a host loads McDit.MLNet by path (a notebook's #r, a plug-in
+    // folder), the application is the host and the models lie beside McDit.MLNet.dll instead.
+    static string DefaultModelDirectory()
+    {
+        var besideApp = Path.Combine(AppContext.BaseDirectory, ModelFolderName);
+        if (Directory.Exists(besideApp)) return besideApp;
+        var own = Path.GetDirectoryName(typeof(ResNet18FeatureExtractor).Assembly.Location);
+        if (!string.IsNullOrEmpty(own) && Directory.Exists(Path.Combine(own, ModelFolderName))) return Path.Combine(own, ModelFolderName);
+        return besideApp;
     }
 
     /// <summary>The folder the ONNX models were loaded from.</summary>
