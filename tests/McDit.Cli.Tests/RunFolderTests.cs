@@ -121,6 +121,45 @@ public sealed class RunFolderTests : IDisposable
         Assert.Contains("\"frechet_distance\"", line);
     }
 
+    [Fact]
+    public void TrainingInAVaeLatentSpaceDecodesTheSamples()
+    {
+        var folder = Folder();
+        // RGB images in two class folders, and a tiny random-weight VAE in the diffusers layout (16 px → 4×8×8 latents).
+        var data = Path.Combine(folder, "images");
+        for (int i = 0; i < 8; i++)
+        {
+            var dir = Path.Combine(data, i % 2 == 0 ? "red" : "blue");
+            Directory.CreateDirectory(dir);
+            using var png = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(16, 16,
+                i % 2 == 0 ? new SixLabors.ImageSharp.PixelFormats.Rgb24((byte)(200 + i), 20, 20) : new SixLabors.ImageSharp.PixelFormats.Rgb24(20, 20, (byte)(200 + i)));
+            png.Save(Path.Combine(dir, $"{i}.png"));
+        }
+        var vae = Path.Combine(folder, "vae");
+        McDit.Torch.Runtime.TorchBackend.EnsureInitialized();
+        using (var model = new McDit.Torch.Vae.AutoencoderKL(new McDit.Torch.Vae.AutoencoderKLConfig
+               { BlockOutChannels = new[] { 32, 64 }, LayersPerBlock = 1, NormNumGroups = 32, LatentChannels = 4, SampleSize = 16 }))
+            model.Save(vae);
+
+        var (exit, output, error) = CliRunner.Run("train", "--out", folder, "--data", data, "--image-size", "16", "--vae", vae,
+            "--model", "Tiny/2", "--steps", "2", "--batch-size", "4", "--sampler-steps", "1", "--grid-columns", "2", "--device", "cpu",
+            "--sample-every", "0", "--checkpoint-every", "0");
+        Assert.True(exit == 0, error + output);
+        var run = new RunFolder(folder);
+        Assert.True(File.Exists(run.ModelFile));
+        using var grid = Image.Load(Path.Combine(run.SamplesFolder, "final.png"));
+        Assert.True(grid.Height >= 2 * 32 && grid.Height < 3 * 32, $"two rows of decoded 16 px images at scale 2, got {grid.Height}");
+    }
+
+    [Fact]
+    public void AVaeThatDoesNotExistIsNamedBeforeTraining()
+    {
+        var (exit, _, error) = CliRunner.Run("train", "--out", Folder(), "--vae", "/no/such/vae", "--steps", "1");
+        Assert.Equal(1, exit);
+        Assert.Contains("/no/such/vae", error);
+        Assert.Contains("sd-vae-ft-mse", error);
+    }
+
     public void Dispose()
     {
         foreach (var f in _folders) if (Directory.Exists(f)) Directory.Delete(f, true);

@@ -33,12 +33,16 @@ public static class TrainCommand
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun (2nd order) or Euler.", DefaultValueFactory = _ => defaults.Solver };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale for the grids (1: none).", DefaultValueFactory = _ => defaults.Guidance };
         var columns = new Option<int>("--grid-columns") { Description = "Samples per class row in the grids.", DefaultValueFactory = _ => defaults.GridColumns };
+        var vae = new Option<string?>("--vae") { Description = "Train in the latent space of a Stable Diffusion VAE: a diffusers folder (config.json + diffusion_pytorch_model.safetensors, e.g. stabilityai/sd-vae-ft-mse) or a .safetensors file. Needs RGB data." };
+        var imageSize = new Option<int>("--image-size") { Description = "Side that images from an image folder are brought to (256 with --vae gives 32×32 latents).", DefaultValueFactory = _ => defaults.ImageSize };
+        var fdEvery = new Option<long>("--fd-every") { Description = "Measure FD-ResNet18 against held-out images every N steps (0: never); written to evaluations.jsonl.", DefaultValueFactory = _ => defaults.FdEvery };
+        var fdSamples = new Option<int>("--fd-samples") { Description = "Generated images per FD measurement.", DefaultValueFactory = _ => defaults.FdSamples };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (exactly as if never stopped). --steps and --device may be given to extend it or move it." };
 
         var command = new Command("train", "Train DiT, MaskDiT or MC-DiT on labelled images; Ctrl+C writes a checkpoint and stops.")
         {
             outDir, data, method, model, maskRatio, steps, unmask, batch, lr, ema, clip, seed, device, precision,
-            sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, resume,
+            sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples, resume,
         };
         command.SetAction(parse =>
         {
@@ -63,6 +67,7 @@ public static class TrainCommand
                     Precision = parse.GetValue(precision), SampleEvery = parse.GetValue(sampleEvery),
                     CheckpointEvery = parse.GetValue(checkpointEvery), SamplerSteps = parse.GetValue(samplerSteps),
                     Solver = parse.GetValue(solver), Guidance = parse.GetValue(guidance), GridColumns = parse.GetValue(columns),
+                    Vae = parse.GetValue(vae), ImageSize = parse.GetValue(imageSize), FdEvery = parse.GetValue(fdEvery), FdSamples = parse.GetValue(fdSamples),
                 };
                 summary = session.Start(folder, settings, interruption.Token);
             }

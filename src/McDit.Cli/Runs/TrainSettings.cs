@@ -42,6 +42,14 @@ public sealed record TrainSettings
     public SamplerSolver Solver { get; init; } = SamplerSolver.Heun;
     /// <summary>Classifier-free guidance scale for the grids (1 = none).</summary>
     public double Guidance { get; init; } = 1.5;
+    /// <summary>A Stable Diffusion VAE (diffusers folder or .safetensors): train in its latent space, decode samples back to images.</summary>
+    public string? Vae { get; init; }
+    /// <summary>Side images from an image folder are brought to (the VAE divides it by 8).</summary>
+    public int ImageSize { get; init; } = 32;
+    /// <summary>Measure FD-ResNet18 against held-out images every this many steps (0: never during training).</summary>
+    public long FdEvery { get; init; }
+    /// <summary>Generated images per FD measurement during training.</summary>
+    public int FdSamples { get; init; } = 200;
     /// <summary>Samples per class row in the grids.</summary>
     public int GridColumns { get; init; } = 8;
 
@@ -55,7 +63,7 @@ public sealed record TrainSettings
         if (MaskRatio is { } r) method = method with { MaskRatio = r };
         return new McDit.MLNet.Trainers.McDitTrainer.Options
         {
-            ImageColumnName = "Image", LabelColumnName = "Label",
+            ImageColumnName = Vae is null ? "Image" : "Latent", LabelColumnName = "Label", LatentDecoderPath = Vae,
             Model = Model, Method = Method, MethodOptions = method,
             NumberOfSteps = checked((int)Steps), UnmaskTuningSteps = checked((int)UnmaskSteps),
             BatchSize = BatchSize, LearningRate = LearningRate, EmaDecay = EmaDecay, GradientClipNorm = GradClip,
@@ -81,6 +89,10 @@ public sealed record TrainSettings
         Require(CheckpointEvery >= 0, "checkpoint-every", CheckpointEvery, "≥ 0");
         Require(SamplerSteps >= 1, "sampler-steps", SamplerSteps, "≥ 1");
         Require(GridColumns >= 1 && GridColumns <= 64, "grid-columns", GridColumns, "1 to 64");
+        Require(ImageSize >= 8, "image-size", ImageSize, "at least 8 pixels");
+        Require(FdEvery >= 0, "fd-every", FdEvery, "≥ 0 (0: no FD during training)");
+        Require(FdEvery == 0 || FdSamples >= 2, "fd-samples", FdSamples, "at least 2");
+        Require(Vae is null || File.Exists(Vae) || Directory.Exists(Vae), "vae", Vae!, "a diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors) or a .safetensors file; sd-vae-ft-mse is on the Hugging Face Hub (stabilityai/sd-vae-ft-mse)");
         Require(MaskRatio is null || (MaskRatio >= 0 && MaskRatio < 1), "mask-ratio", MaskRatio!, "a value in [0, 1)");
         return this;
     }

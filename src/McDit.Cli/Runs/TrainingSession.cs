@@ -37,7 +37,7 @@ public sealed class TrainingSession
         if (folder.HasRun)
             throw new InvalidOperationException($"'{folder.Path}' already holds a run. Continue it with --resume, or choose another --out.");
         var ml = new MLContext(seed: unchecked((int)settings.Seed));
-        var data = DataSources.Load(ml, settings.Data, heldOut: false);
+        var data = LoadTraining(ml, settings);
         folder.SaveSettings(settings);
         return Run(ml, folder, settings, data, resume: false, cancel);
     }
@@ -52,14 +52,27 @@ public sealed class TrainingSession
         var latest = folder.Checkpoints.Latest
             ?? throw new InvalidOperationException($"'{folder.Path}' has no checkpoint yet; start it again without --resume (delete the folder first).");
         var ml = new MLContext(seed: unchecked((int)settings.Seed));
-        var data = DataSources.Load(ml, settings.Data, heldOut: false);
+        var data = LoadTraining(ml, settings);
         folder.SaveSettings(settings);
         _out.WriteLine($"Resuming {folder.Path} from {Path.GetFileName(latest)}.");
         return Run(ml, folder, settings, data, resume: true, cancel);
     }
 
-    private Summary Run(MLContext ml, RunFolder folder, TrainSettings settings, LabeledImageDataView data, bool resume, CancellationToken cancel)
+    /// <summary>The training view: the loader's, passed through the VAE's latent encoder when --vae is given.</summary>
+    private static (LabeledImageDataView Images, IDataView Training) LoadTraining(MLContext ml, TrainSettings settings)
     {
+        var images = DataSources.Load(ml, settings.Data, heldOut: false,
+            new McDit.MLNet.Data.ImageFolderOptions { ImageSize = settings.ImageSize, Channels = 3 });
+        if (settings.Vae is null) return (images, images);
+        if (images.Channels != 3)
+            throw new InvalidOperationException($"--vae needs RGB images; --data '{settings.Data}' has {images.Channels} channel(s).");
+        var encoder = ml.McDit().Transforms.EncodeLatents("Latent", "Image", settings.Vae).Fit(images);
+        return (images, encoder.Transform(images));
+    }
+
+    private Summary Run(MLContext ml, RunFolder folder, TrainSettings settings, (LabeledImageDataView Images, IDataView Training) views, bool resume, CancellationToken cancel)
+    {
+        var (data, training) = views;
         long startStep = resume ? Checkpoint.ReadState(folder.Checkpoints.Latest!).Step : 0;
         _out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{settings.Method} {settings.Model} on {settings.Data}: {data.Count:N0} images {data.Channels}×{data.Height}×{data.Width}, " +
@@ -67,6 +80,11 @@ public sealed class TrainingSession
         using var metrics = new MetricsLog(folder.MetricsFile, startStep);
         var progress = new ProgressLine(_out, settings.TotalSteps, startStep, _interactive);
         string? grid = null;
+        // Periodic FD compares with the held-out split; latent models' samples would need decoding first.
+        using var fd = settings.FdEvery > 0 && settings.Vae is null
+            ? new FdEvaluation(ml, DataSources.Load(ml, settings.Data, heldOut: true), $"{settings.Data} (held-out)",
+                FdEvaluation.DefaultCacheFile($"{settings.Data} (held-out)"), _out)
+            : null;
         var sampler = new SamplerOptions { Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance };
 
         var options = settings.ToTrainerOptions();
@@ -79,14 +97,24 @@ public sealed class TrainingSession
         {
             metrics.Add(step);
             progress.Report(step.Step, step.Loss.Total);
-            if (settings.SampleEvery > 0 && step.Step % settings.SampleEvery == 0 && step.Step < step.TotalSteps)
+            // Intermediate grids show pixel-space samples; a latent run's grid is decoded once, at the end.
+            if (settings.Vae is null && settings.SampleEvery > 0 && step.Step % settings.SampleEvery == 0 && step.Step < step.TotalSteps)
                 grid = WriteGrid(step, settings, sampler, folder.SamplesFor(step.Step));
+            if (fd is not null && step.Step % settings.FdEvery == 0)
+            {
+                progress.Break();
+                using var scope = NewDisposeScope();
+                var samples = step.Generate(FdEvaluation.BalancedClasses(settings.FdSamples, step.NumberOfClasses), settings.FdSamples, settings.Seed, sampler);
+                var result = fd.Measure(samples, step.Step, settings.Seed, sampler.Steps, sampler.GuidanceScale);
+                FdEvaluation.Append(folder.EvaluationsFile, result);
+                _out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step.Step}: FD-ResNet18 {result.FrechetDistance:F2} ({result.Samples} samples)"));
+            }
         };
 
         McDitModel model;
         try
         {
-            model = ml.McDit().Trainers.DiffusionTransformer(options).Fit(data);
+            model = ml.McDit().Trainers.DiffusionTransformer(options).Fit(training);
         }
         catch (OperationCanceledException)
         {
@@ -97,7 +125,7 @@ public sealed class TrainingSession
             return new Summary(last?.Step ?? startStep, true, last?.Loss ?? double.NaN, progress.StepsPerSecond(last?.Step ?? startStep), latest, null, grid);
         }
         progress.Break();
-        ml.Model.Save(model, data.Schema, folder.ModelFile);
+        ml.Model.Save(model, training.Schema, folder.ModelFile);
         grid = Path.Combine(folder.SamplesFolder, "final.png");
         Directory.CreateDirectory(folder.SamplesFolder);
         model.SaveImageGrid(grid, settings.GridColumns, settings.Seed, scale: 2);
