@@ -41,7 +41,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
     Parameter? IMaskedDecoderWeights.MaskToken => mask_token;
     FinalLayer IMaskedDecoderWeights.FinalLayer => final_layer;
 
-    /// <summary>Creates a model with DiT's initialisation (seed the global generator with torch.manual_seed first for reproducibility).</summary>
+    /// <summary>Creates a model with DiT's initialisation; build it inside <c>Init.Seeded(seed)</c> for reproducible weights.</summary>
     public MaskedDiffusionTransformer(DiffusionTransformerConfig config) : base(nameof(MaskedDiffusionTransformer))
     {
         Config = config.Validated();

@@ -3,20 +3,49 @@ using static TorchSharp.torch;
 
 namespace McDit.Torch.Modules;
 
-/// <summary>Weight initialisations of DiT (uses the global torch generator; seed it with torch.manual_seed).</summary>
-internal static class Init
+/// <summary>
+/// Weight initialisations of DiT. Every parameter of a McDit module is drawn here, from the generator of the
+/// innermost <see cref="Seeded"/> scope on this thread (or torch's global generator outside one), so a seeded model
+/// is the same whatever other threads do with the global generator meanwhile.
+/// </summary>
+public static class Init
 {
-    /// <summary>Xavier-uniform with fans of the weight viewed as [out, rest] (DiT's patch-embedding init).</summary>
-    public static void XavierUniformAsLinear(Tensor weight)
+    [ThreadStatic] private static Generator? _generator;
+
+    /// <summary>Draws the initial weights of the modules built on this thread inside the scope from a generator seeded with <paramref name="seed"/>.</summary>
+    public static IDisposable Seeded(long seed)
+    {
+        var previous = _generator;
+        _generator = new Generator(unchecked((ulong)seed), torch.CPU);
+        return new Scope(previous);
+    }
+
+    private sealed class Scope(Generator? previous) : IDisposable
+    {
+        public void Dispose()
+        {
+            _generator?.Dispose();
+            _generator = previous;
+        }
+    }
+
+    /// <summary>Fills <paramref name="t"/> (on any device) with values drawn on the CPU from the scope's generator.</summary>
+    private static void Fill(Tensor t, Func<Generator?, Tensor> draw)
     {
         using var _ = no_grad();
+        using var values = draw(_generator);
+        t.copy_(values);
+    }
+    /// <summary>Xavier-uniform with fans of the weight viewed as [out, rest] (DiT's patch-embedding init).</summary>
+    internal static void XavierUniformAsLinear(Tensor weight)
+    {
         long fanOut = weight.shape[0], fanIn = weight.numel() / fanOut;
         double bound = Math.Sqrt(6.0 / (fanIn + fanOut));
-        weight.uniform_(-bound, bound);
+        Fill(weight, g => torch.rand(weight.shape, dtype: ScalarType.Float32, generator: g).mul_(2 * bound).sub_(bound));
     }
 
     /// <summary>Xavier-uniform weight and zero bias, as DiT's _basic_init does for every Linear.</summary>
-    public static void Linear(nn.Module<Tensor, Tensor> linear)
+    internal static void Linear(nn.Module<Tensor, Tensor> linear)
     {
         var l = (TorchSharp.Modules.Linear)linear;
         XavierUniformAsLinear(l.weight!);
@@ -25,7 +54,7 @@ internal static class Init
     }
 
     /// <summary>Zeroes weight and bias (adaLN-Zero).</summary>
-    public static void Zero(TorchSharp.Modules.Linear linear)
+    internal static void Zero(TorchSharp.Modules.Linear linear)
     {
         using var _ = no_grad();
         linear.weight!.zero_();
@@ -33,9 +62,6 @@ internal static class Init
     }
 
     /// <summary>N(0, std²) in place.</summary>
-    public static void Normal(Tensor t, double std)
-    {
-        using var _ = no_grad();
-        t.normal_(0, std);
-    }
+    internal static void Normal(Tensor t, double std) =>
+        Fill(t, g => torch.randn(t.shape, dtype: ScalarType.Float32, generator: g).mul_(std));
 }

@@ -1,5 +1,6 @@
 using McDit.Torch.Diffusion;
 using McDit.Torch.Models;
+using McDit.Torch.Modules;
 using McDit.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -48,8 +49,7 @@ public sealed class DiffusionTrainer : IDisposable
         Config = options.Method.ConfigureModel(backbone).Validated();
         Device = TorchBackend.ResolveDevice(options.Device);
         State = state;
-        torch.manual_seed(options.Seed);
-        Model = new MaskedDiffusionTransformer(Config);
+        using (Init.Seeded(options.Seed)) Model = new MaskedDiffusionTransformer(Config);
         Model.to(Device);
         EmaModel = ExponentialMovingAverage.Frozen(new MaskedDiffusionTransformer(Config));
         EmaModel.to(Device);
