@@ -112,7 +112,7 @@ public sealed class LabeledImageDataView : IDataView
                     $"Column '{column.Name}' (index {column.Index}) does not belong to this data view; its columns are {string.Join(", ", Schema.Select(c => $"'{c.Name}'"))}.");
             active[column.Index] = true;
         }
-        int[]? order = rand is null ? null : Permutation(_source.Count, rand);
+        long[]? order = rand is null ? null : Array.ConvertAll(Permutation(_source.Count, rand), i => (long)i);
         return new Cursor(this, active, order);
     }
 
@@ -132,55 +132,25 @@ public sealed class LabeledImageDataView : IDataView
         return order;
     }
 
-    sealed class Cursor : DataViewRowCursor
+    sealed class Cursor : McDit.MLNet.Internal.IndexedRowCursor
     {
         readonly LabeledImageDataView _view;
         readonly bool[] _active;
-        readonly int[]? _order;
         readonly ImageRowReader _reader;
         readonly byte[] _pixels;
-        long _position = -1;
-        int _row = -1, _pixelsRow = -1;
-        bool _done, _disposed;
+        int _pixelsRow = -1;
 
-        public Cursor(LabeledImageDataView view, bool[] active, int[]? order)
+        public Cursor(LabeledImageDataView view, bool[] active, long[]? order) : base(view._source.Count, order)
         {
             _view = view;
             _active = active;
-            _order = order;
             _reader = view._source.OpenReader();
             _pixels = new byte[view._source.ImageSize];
         }
 
         public override DataViewSchema Schema => _view.Schema;
-        public override long Position => _position;
-        public override long Batch => 0;
 
-        public override bool MoveNext()
-        {
-            if (_done || _disposed) return false;
-            _position++;
-            if (_position >= _view._source.Count)
-            {
-                _done = true;
-                _row = -1;
-                return false;
-            }
-            _row = _order is null ? (int)_position : _order[_position];
-            return true;
-        }
-
-        int Row
-        {
-            get
-            {
-                if (_row < 0)
-                    throw new InvalidOperationException(_done
-                        ? "The cursor has moved past the last row; there is no current row to read."
-                        : "The cursor is not on a row yet; call MoveNext first.");
-                return _row;
-            }
-        }
+        new int Row => (int)base.Row;
 
         public override ValueGetter<DataViewRowId> GetIdGetter() =>
             (ref DataViewRowId value) => value = new DataViewRowId((ulong)Row, 0);
@@ -248,13 +218,6 @@ public sealed class LabeledImageDataView : IDataView
 
         void GetPath(ref ReadOnlyMemory<char> value) => value = _reader.ReadPath(Row).AsMemory();
 
-        protected override void Dispose(bool disposing)
-        {
-            if (_disposed) return;
-            _disposed = true;
-            _row = -1;
-            if (disposing) _reader.Dispose();
-            base.Dispose(disposing);
-        }
+        protected override void ReleaseResources() => _reader.Dispose();
     }
 }

@@ -137,24 +137,21 @@ public sealed class LatentCacheDataView : IDataView
         }
     }
 
-    sealed class Cursor : DataViewRowCursor
+    sealed class Cursor : McDit.MLNet.Internal.IndexedRowCursor
     {
         readonly LatentCacheDataView _view;
         readonly bool[] _active;
-        readonly long[]? _order;
         readonly long _salt;
         readonly FileStream _stream;
         readonly byte[] _record;
         readonly float[] _mean, _logVar, _latent;
-        long _position = -1, _row = -1, _loadedRow = -1, _latentRow = -1;
+        long _loadedRow = -1, _latentRow = -1;
         int _label;
-        bool _done, _disposed;
 
-        public Cursor(LatentCacheDataView view, bool[] active, long[]? order, long salt)
+        public Cursor(LatentCacheDataView view, bool[] active, long[]? order, long salt) : base(view._file.Rows, order)
         {
             _view = view;
             _active = active;
-            _order = order;
             _salt = salt;
             _stream = new FileStream(view._file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
             _record = new byte[view._file.RecordSize];
@@ -165,25 +162,6 @@ public sealed class LatentCacheDataView : IDataView
         }
 
         public override DataViewSchema Schema => _view.Schema;
-        public override long Position => _position;
-        public override long Batch => 0;
-
-        public override bool MoveNext()
-        {
-            if (_done || _disposed) return false;
-            _position++;
-            if (_position >= _view._file.Rows)
-            {
-                _done = true;
-                _row = -1;
-                return false;
-            }
-            _row = _order is null ? _position : _order[_position];
-            return true;
-        }
-
-        long Row => _row >= 0 ? _row : throw new InvalidOperationException(
-            _done ? "The cursor has moved past the last row." : "The cursor is not on a row yet; call MoveNext first.");
 
         void Load()
         {
@@ -241,12 +219,6 @@ public sealed class LatentCacheDataView : IDataView
             dst = editor.Commit();
         }
 
-        protected override void Dispose(bool disposing)
-        {
-            if (_disposed) return;
-            _disposed = true;
-            if (disposing) _stream.Dispose();
-            base.Dispose(disposing);
-        }
+        protected override void ReleaseResources() => _stream.Dispose();
     }
 }
