@@ -18,7 +18,7 @@ public sealed class TcpRendezvousTests
     }
 
     [Fact]
-    public void EveryRankReceivesRankZerosPayload()
+    public async Task EveryRankReceivesRankZerosPayload()
     {
         int port = FreePort();
         var payload = Enumerable.Range(0, 128).Select(i => (byte)(i * 7)).ToArray();
@@ -26,8 +26,8 @@ public sealed class TcpRendezvousTests
             .Select(rank => Task.Run(() => TcpRendezvous.Exchange(rank == 0 ? payload : null,
                 new WorldInfo(rank, 4, rank, "torchrun", "127.0.0.1", port), TimeSpan.FromSeconds(20))))
             .ToArray();
-        Task.WaitAll(tasks, TimeSpan.FromSeconds(30));
-        Assert.All(tasks, t => Assert.Equal(payload, t.Result));
+        var received = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.All(received, r => Assert.Equal(payload, r));
     }
 
     [Fact]
@@ -47,13 +47,13 @@ public sealed class TcpRendezvousTests
     }
 
     [Fact]
-    public void RanksWithDifferentWorldSizesAreAnError()
+    public async Task RanksWithDifferentWorldSizesAreAnError()
     {
         int port = FreePort();
         var root = Task.Run(() => TcpRendezvous.Exchange(new byte[128], new WorldInfo(0, 2, 0, "torchrun", "127.0.0.1", port), TimeSpan.FromSeconds(10)));
         var other = Task.Run(() => { try { TcpRendezvous.Exchange(null, new WorldInfo(1, 3, 0, "torchrun", "127.0.0.1", port), TimeSpan.FromSeconds(3)); } catch (DistributedException) { } });
-        var e = Assert.Throws<AggregateException>(() => root.Wait(TimeSpan.FromSeconds(15)));
-        Assert.Contains("WORLD_SIZE", e.InnerException!.Message);
-        other.Wait(TimeSpan.FromSeconds(15));
+        var e = await Assert.ThrowsAsync<DistributedException>(() => root.WaitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Contains("WORLD_SIZE", e.Message);
+        await other.WaitAsync(TimeSpan.FromSeconds(15));
     }
 }
