@@ -1,7 +1,8 @@
 // Training-step timings of DiT, MaskDiT and MC-DiT side by side in one process (CPU or CUDA), with ratios.
 // Usage: dotnet run -c Release --project benchmarks/McDit.Benchmarks -- [--model S/2] [--input 32] [--channels 4]
 //        [--batch 16] [--steps 5] [--warmup 2] [--device cpu] [--precision Float32]
-// With --vae first: the VAE encode/decode throughput instead (see VaeBenchmark.cs).
+// With --vae first: the VAE encode/decode throughput instead (see VaeBenchmark.cs); with --distributed first: data-parallel
+// step and all-reduce timings (see DistributedBenchmark.cs).
 using System.Diagnostics;
 using System.Globalization;
 using McDit.Torch.Models;
@@ -11,6 +12,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 if (args.Length > 0 && args[0] == "--vae") return VaeBenchmark.Run(args[1..]);
+if (args.Length > 0 && args[0] == "--distributed") return DistributedBenchmark.Run(args[1..]);
 
 var argsMap = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 for (int i = 0; i + 1 < args.Length; i += 2)

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using McDit.Cli.Runs;
 using McDit.Torch.Diffusion;
+using McDit.Torch.Distributed;
 using McDit.Torch.Training;
 
 namespace McDit.Cli.Commands;
@@ -37,17 +38,32 @@ public static class TrainCommand
         var imageSize = new Option<int>("--image-size") { Description = "Side that images from an image folder are brought to (256 with --vae gives 32×32 latents).", DefaultValueFactory = _ => defaults.ImageSize };
         var fdEvery = new Option<long>("--fd-every") { Description = "Measure FD-ResNet18 against held-out images every N steps (0: never); written to evaluations.jsonl.", DefaultValueFactory = _ => defaults.FdEvery };
         var fdSamples = new Option<int>("--fd-samples") { Description = "Generated images per FD measurement.", DefaultValueFactory = _ => defaults.FdSamples };
+        var distributed = new Option<DistributedBackend>("--distributed") { Description = "Data-parallel engine: Auto (under mpirun or a torchrun-style launcher: MPI for CPU, NCCL for CUDA), None, Mpi or Nccl.", DefaultValueFactory = _ => DistributedBackend.Auto };
+        var distributedTimeout = new Option<double>("--distributed-timeout") { Description = "Seconds a collective may wait for the other ranks before the job fails with an error (they also wait while rank 0 writes checkpoints and grids).", DefaultValueFactory = _ => new DistributedOptions().Timeout.TotalSeconds };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (exactly as if never stopped). --steps and --device may be given to extend it or move it." };
 
-        var command = new Command("train", "Train DiT, MaskDiT or MC-DiT on labelled images; Ctrl+C writes a checkpoint and stops.")
+        var command = new Command("train", "Train DiT, MaskDiT or MC-DiT on labelled images; Ctrl+C writes a checkpoint and stops.\n" +
+            "Data-parallel over N processes (--batch-size is the global batch; rank 0 writes the run folder):\n" +
+            "  one machine, CPU:      mpirun -np N -x OMP_NUM_THREADS=1 mcdit train --device cpu ...\n" +
+            "  one machine, N GPUs:   mpirun -np N mcdit train --device cuda ...   (NCCL, GPU = local rank)\n" +
+            "  several machines:      mpirun -np TOTAL --hostfile HOSTS mcdit train --device cuda --out SHARED/FOLDER ...\n" +
+            "                         or per process RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set (torchrun-style, CUDA only)\n" +
+            "See docs/distributed.md.")
         {
             outDir, data, method, model, maskRatio, steps, unmask, batch, lr, ema, clip, seed, device, precision,
-            sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples, resume,
+            sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples,
+            distributed, distributedTimeout, resume,
         };
         command.SetAction(parse =>
         {
             var folder = new RunFolder(parse.GetValue(outDir)!);
-            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
+            double timeout = parse.GetValue(distributedTimeout);
+            if (!(timeout > 0) || !double.IsFinite(timeout))
+                throw new ArgumentException($"--distributed-timeout {timeout} is invalid: expected a positive number of seconds.");
+            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected)
+            {
+                Distributed = new DistributedOptions { Backend = parse.GetValue(distributed), Timeout = TimeSpan.FromSeconds(timeout) },
+            };
             using var interruption = new Interruption();
             TrainingSession.Summary summary;
             if (parse.GetValue(resume))
@@ -71,7 +87,7 @@ public static class TrainCommand
                 };
                 summary = session.Start(folder, settings, interruption.Token);
             }
-            PrintSummary(output, folder, summary);
+            if (session.IsMain) PrintSummary(output, folder, summary);
             return summary.Interrupted ? 130 : 0;
         });
         return command;

@@ -4,6 +4,7 @@ using McDit.MLNet.Generation;
 using McDit.MLNet.Imaging;
 using McDit.MLNet.Trainers;
 using McDit.Torch.Diffusion;
+using McDit.Torch.Distributed;
 using McDit.Torch.Training;
 using Microsoft.ML;
 using static TorchSharp.torch;
@@ -17,13 +18,20 @@ namespace McDit.Cli.Runs;
 /// </summary>
 public sealed class TrainingSession
 {
-    private readonly TextWriter _out;
+    private readonly TextWriter _console;
     private readonly bool _interactive;
+
+    /// <summary>How this process joins a data-parallel job (default: from the launcher's environment). Only rank 0 writes the run folder and reports.</summary>
+    public DistributedOptions Distributed { get; init; } = new();
+
+    /// <summary>True on rank 0 of a data-parallel job (and for a process training alone): the one that writes and reports.</summary>
+    public bool IsMain => Distributed.ResolveWorld().IsMain;
+    private TextWriter Out => IsMain ? _console : TextWriter.Null;
 
     /// <summary>Creates a session that reports to <paramref name="output"/>.</summary>
     public TrainingSession(TextWriter output, bool interactive)
     {
-        _out = output;
+        _console = output;
         _interactive = interactive;
     }
 
@@ -34,11 +42,12 @@ public sealed class TrainingSession
     public Summary Start(RunFolder folder, TrainSettings settings, CancellationToken cancel)
     {
         settings = settings.Validated();
-        if (folder.HasRun)
+        // Rank 0 checks and writes the folder; the other ranks would see its run.json.
+        if (IsMain && folder.HasRun)
             throw new InvalidOperationException($"'{folder.Path}' already holds a run. Continue it with --resume, or choose another --out.");
         var ml = new MLContext(seed: unchecked((int)settings.Seed));
         var data = LoadTraining(ml, settings);
-        folder.SaveSettings(settings);
+        if (IsMain) folder.SaveSettings(settings);
         return Run(ml, folder, settings, data, resume: false, cancel);
     }
 
@@ -53,8 +62,8 @@ public sealed class TrainingSession
             ?? throw new InvalidOperationException($"'{folder.Path}' has no checkpoint yet; start it again without --resume (delete the folder first).");
         var ml = new MLContext(seed: unchecked((int)settings.Seed));
         var data = LoadTraining(ml, settings);
-        folder.SaveSettings(settings);
-        _out.WriteLine($"Resuming {folder.Path} from {Path.GetFileName(latest)}.");
+        if (IsMain) folder.SaveSettings(settings);
+        Out.WriteLine($"Resuming {folder.Path} from {Path.GetFileName(latest)}.");
         return Run(ml, folder, settings, data, resume: true, cancel);
     }
 
@@ -74,16 +83,17 @@ public sealed class TrainingSession
     {
         var (data, training) = views;
         long startStep = resume ? Checkpoint.ReadState(folder.Checkpoints.Latest!).Step : 0;
-        _out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{settings.Method} {settings.Model} on {settings.Data}: {data.Count:N0} images {data.Channels}×{data.Height}×{data.Width}, " +
             $"{data.ClassNames.Count} classes, batch {settings.BatchSize}, {settings.TotalSteps} steps ({settings.Steps} masked + {settings.UnmaskSteps} unmasking), device {settings.Device}"));
-        using var metrics = new MetricsLog(folder.MetricsFile, startStep);
-        var progress = new ProgressLine(_out, settings.TotalSteps, startStep, _interactive);
+        bool isMain = IsMain;
+        using var metrics = isMain ? new MetricsLog(folder.MetricsFile, startStep) : null;
+        var progress = new ProgressLine(Out, settings.TotalSteps, startStep, _interactive);
         string? grid = null;
         // Periodic FD compares with the held-out split; latent models' samples would need decoding first.
-        using var fd = settings.FdEvery > 0 && settings.Vae is null
+        using var fd = isMain && settings.FdEvery > 0 && settings.Vae is null
             ? new FdEvaluation(ml, DataSources.Load(ml, settings.Data, heldOut: true), $"{settings.Data} (held-out)",
-                FdEvaluation.DefaultCacheFile($"{settings.Data} (held-out)"), _out)
+                FdEvaluation.DefaultCacheFile($"{settings.Data} (held-out)"), Out)
             : null;
         var sampler = new SamplerOptions { Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance };
 
@@ -92,10 +102,11 @@ public sealed class TrainingSession
         options.CheckpointInterval = (int)Math.Min(int.MaxValue, settings.CheckpointEvery);
         options.ResumeFromCheckpoint = resume;
         options.CancellationToken = cancel;
+        options.Distributed = Distributed;
         options.LoggingInterval = int.MaxValue; // the progress line reports instead
         options.StepCallback = step =>
         {
-            metrics.Add(step);
+            metrics?.Add(step); // the trainer calls back on rank 0 only
             progress.Report(step.Step, step.Loss.Total);
             // Intermediate grids show pixel-space samples; a latent run's grid is decoded once, at the end.
             if (settings.Vae is null && settings.SampleEvery > 0 && step.Step % settings.SampleEvery == 0 && step.Step < step.TotalSteps)
@@ -107,7 +118,7 @@ public sealed class TrainingSession
                 var samples = step.Generate(FdEvaluation.BalancedClasses(settings.FdSamples, step.NumberOfClasses), settings.FdSamples, settings.Seed, sampler);
                 var result = fd.Measure(samples, step.Step, settings.Seed, sampler.Steps, sampler.GuidanceScale);
                 FdEvaluation.Append(folder.EvaluationsFile, result);
-                _out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step.Step}: FD-ResNet18 {result.FrechetDistance:F2} ({result.Samples} samples)"));
+                Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step.Step}: FD-ResNet18 {result.FrechetDistance:F2} ({result.Samples} samples)"));
             }
         };
 
@@ -120,11 +131,12 @@ public sealed class TrainingSession
         {
             progress.Break();
             var latest = folder.Checkpoints.Latest;
-            _out.WriteLine($"Interrupted: checkpoint written to {latest}. Continue with: mcdit train --resume --out {folder.Path}");
+            Out.WriteLine($"Interrupted: checkpoint written to {latest}. Continue with: mcdit train --resume --out {folder.Path}");
             var last = MetricsLog.ReadAll(folder.MetricsFile).LastOrDefault();
             return new Summary(last?.Step ?? startStep, true, last?.Loss ?? double.NaN, progress.StepsPerSecond(last?.Step ?? startStep), latest, null, grid);
         }
         progress.Break();
+        if (!isMain) return new Summary(model.TrainedSteps, false, model.FinalLoss, progress.StepsPerSecond(model.TrainedSteps), null, null, null);
         ml.Model.Save(model, training.Schema, folder.ModelFile);
         grid = Path.Combine(folder.SamplesFolder, "final.png");
         Directory.CreateDirectory(folder.SamplesFolder);

@@ -102,7 +102,7 @@ public sealed partial class McDitTrainer
         /// <summary>Stop after this many passes over the data even if steps remain; null = no limit.</summary>
         public int? MaximumNumberOfEpochs;
 
-        /// <summary>Rows per training step (the last batch of an epoch may be smaller).</summary>
+        /// <summary>Rows per training step (the last batch of an epoch may be smaller); in a data-parallel job, over all ranks together.</summary>
         public int BatchSize = 64;
 
         /// <summary>AdamW learning rate (1e-4 as MaskDiT; up to 3e-4 for tiny models).</summary>
@@ -125,6 +125,18 @@ public sealed partial class McDitTrainer
 
         /// <summary>Precision of the forward and backward passes (bfloat16 is meant for CUDA).</summary>
         public TrainingPrecision Precision = TrainingPrecision.Float32;
+
+        /// <summary>
+        /// Data-parallel training across processes (see docs/distributed.md). By default the world comes from the
+        /// launcher's environment: under <c>mpirun -np N</c> (or a torchrun-style launcher on CUDA) every process calls
+        /// <c>Fit</c> with the same options and data, each trains on its shard of every global batch of
+        /// <see cref="BatchSize"/> rows (the same shuffled order on every rank, rows strided over the ranks), gradients
+        /// are summed over the ranks, and every rank returns the same model. Only rank 0 writes checkpoints and calls
+        /// <see cref="StepCallback"/>; resuming needs a <see cref="CheckpointFolder"/> every rank can read. A rank that
+        /// fails ends the whole job (MPI_Abort) so the others do not wait for it. Started on its own, a process trains
+        /// alone, exactly as without this option.
+        /// </summary>
+        public McDit.Torch.Distributed.DistributedOptions Distributed = new();
 
         /// <summary>
         /// Stops training with an <see cref="OperationCanceledException"/> when cancelled (checked before every step,
@@ -152,7 +164,7 @@ public sealed partial class McDitTrainer
         /// </summary>
         public bool ResumeFromCheckpoint;
 
-        /// <summary>Called after every optimizer step (on the training thread), e.g. for progress displays, metric logs or sample grids.</summary>
+        /// <summary>Called after every optimizer step (on the training thread; in a data-parallel job on rank 0 only), e.g. for progress displays, metric logs or sample grids.</summary>
         public Action<McDitTrainingStep>? StepCallback;
 
         // ------------------------------------------------------------------ generation defaults of the returned model

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using McDit.MLNet.Generation;
 using McDit.MLNet.Internal;
+using McDit.Torch.Distributed;
 using McDit.Torch.Models;
 using McDit.Torch.Runtime;
 using McDit.Torch.Training;
@@ -148,6 +149,12 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         using var ch = _host.Start("Training");
         using var pch = _host.StartProgressChannel("McDit diffusion transformer training");
         TorchBackend.EnsureInitialized();
+        var world = o.Distributed.ResolveWorld();
+        if (world.DeviceFor(o.Device) != o.Device)
+        {
+            o = o.Clone();
+            o.Device = world.DeviceFor(o.Device); // one GPU per process of a machine
+        }
 
         // Every row is checked before the first step (one streaming pass), unless the options say otherwise.
         long? rows = null;
@@ -175,8 +182,12 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
             : ResumeTrainer(resumeFrom, backbone, o, ch);
         var state = trainer.State;
         step = state.Step;
+        using var group = ProcessGroups.Create(o.Distributed, trainer.Device);
+        int rank = group?.Rank ?? 0, worldSize = group?.WorldSize ?? 1;
+        bool isMain = rank == 0; // writes checkpoints and runs the step callback
         ch.Info($"McDit: training {trainer.Config.Depth}×{trainer.Config.HiddenSize} {trainer.CurrentMethod.Method} " +
             $"({trainer.Model.ParameterCount(trainableOnly: true):N0} trainable parameters) on {trainer.Device} for {totalSteps} steps, batch {o.BatchSize}" +
+            (group is null ? "" : $" over {worldSize} ranks ({group.Backend}; this is rank {rank})") +
             (resumeFrom is null ? "." : $", resuming at step {step} from {resumeFrom}."));
 
         // Rows not shuffleable by the view itself are shuffled by ML.NET's pool shuffler (streaming, ShufflePoolSize
@@ -199,6 +210,8 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         bool stopped = false;
         try
         {
+            if (group is not null) trainer.JoinDataParallel(group);
+            var parallel = trainer.DataParallel;
             while (!stopped && step < totalSteps)
             {
                 if (o.MaximumNumberOfEpochs is { } maxEpochs && state.Epoch >= maxEpochs)
@@ -206,17 +219,18 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
                     ch.Info($"McDit: stopping after {state.Epoch} epochs (MaximumNumberOfEpochs) at step {step} of {totalSteps}.");
                     break;
                 }
-                CheckAlive(o);
+                CheckAlive(o, parallel);
                 // Epoch e's order depends only on (seed, e), so a resumed run re-reads the same order and skips what it used.
                 var random = new Random(unchecked((int)(seed * 1_000_003 + state.Epoch)));
                 using var cursor = source.GetRowCursor(plan.InputColumns(source.Schema), random);
                 var reader = plan.CreateReader(cursor, o);
                 long rowsThisEpoch = 0;
-                for (long b = 0; b < state.BatchInEpoch; b++) rowsThisEpoch += reader.ReadBatch(buffer, labels, o.BatchSize);
+                for (long b = 0; b < state.BatchInEpoch; b++) rowsThisEpoch += reader.ReadBatch(buffer, labels, o.BatchSize, rank, worldSize, out _);
                 while (step < totalSteps)
                 {
-                    CheckAlive(o);
-                    int n = reader.ReadBatch(buffer, labels, o.BatchSize);
+                    CheckAlive(o, parallel);
+                    // n rows of the global batch; this rank holds `kept` of them (all of them when training alone).
+                    int n = reader.ReadBatch(buffer, labels, o.BatchSize, rank, worldSize, out int kept);
                     if (n == 0) break;
                     rowsThisEpoch += n;
                     if (step >= o.NumberOfSteps && o.UnmaskTuningSteps > 0 && state.Stage == 1)
@@ -227,25 +241,25 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
                     LossBreakdown breakdown;
                     using (var scope = NewDisposeScope())
                     {
-                        var images = torch.tensor(buffer.AsSpan(0, n * plan.Shape.Size).ToArray(),
-                            new long[] { n, plan.Shape.Channels, plan.Shape.Height, plan.Shape.Width });
-                        var y = plan.NumberOfClasses > 0 ? torch.tensor(labels.AsSpan(0, n).ToArray()) : null;
-                        breakdown = trainer.Step(images, y);
+                        var images = torch.tensor(buffer.AsSpan(0, kept * plan.Shape.Size).ToArray(),
+                            new long[] { kept, plan.Shape.Channels, plan.Shape.Height, plan.Shape.Width });
+                        var y = plan.NumberOfClasses > 0 ? torch.tensor(labels.AsSpan(0, kept).ToArray(), new long[] { kept }) : null;
+                        breakdown = trainer.Step(images, y, parallel?.Shard(n));
                     }
                     state.BatchInEpoch++;
                     Volatile.Write(ref loss, breakdown.Total);
                     lossSum += breakdown.Total;
                     lossCount++;
                     Interlocked.Exchange(ref step, state.Step);
-                    o.StepCallback?.Invoke(new McDitTrainingStep(trainer, totalSteps, breakdown, clock.Elapsed, plan.ClassNames, plan.NumberOfClasses));
-                    if (step % o.LoggingInterval == 0 || step == totalSteps)
+                    if (isMain) o.StepCallback?.Invoke(new McDitTrainingStep(trainer, totalSteps, breakdown, clock.Elapsed, plan.ClassNames, plan.NumberOfClasses));
+                    if (isMain && (step % o.LoggingInterval == 0 || step == totalSteps))
                     {
                         ch.Info($"McDit: step {step}/{totalSteps}, epoch {state.Epoch}, loss {lossSum / lossCount:F4} " +
                             $"(mean of the last {lossCount}), {clock.Elapsed.TotalSeconds:F1} s.");
                         lossSum = 0;
                         lossCount = 0;
                     }
-                    if (checkpoints is not null && o.CheckpointInterval > 0 && step % o.CheckpointInterval == 0 && step < totalSteps)
+                    if (isMain && checkpoints is not null && o.CheckpointInterval > 0 && step % o.CheckpointInterval == 0 && step < totalSteps)
                         checkpoints.Save(trainer);
                 }
                 if (rowsThisEpoch == 0)
@@ -265,11 +279,20 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         }
         catch (OperationCanceledException) when (checkpoints is not null)
         {
-            var saved = checkpoints.Save(trainer);
-            ch.Info($"McDit: cancelled at step {step}; checkpoint written to {saved}.");
+            if (isMain)
+            {
+                var saved = checkpoints.Save(trainer);
+                ch.Info($"McDit: cancelled at step {step}; checkpoint written to {saved}.");
+            }
             throw;
         }
-        if (checkpoints is not null) checkpoints.Save(trainer);
+        catch (Exception e) when (group is not null && e is not OperationCanceledException)
+        {
+            // The other ranks would wait for this one until their collectives time out: end the job now.
+            group.Abort($"training failed at step {step}: {e.GetType().Name}: {e.Message}");
+            throw;
+        }
+        if (isMain && checkpoints is not null) checkpoints.Save(trainer);
         pch.Checkpoint(loss, step);
 
         var settings = new McDitModelSettings
@@ -305,10 +328,20 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         return new McDitModel(_host, settings, network, decoder: decoder);
     }
 
-    void CheckAlive(Options o)
+    void CheckAlive(Options o, DataParallel? parallel)
     {
-        _host.CheckAlive();
-        o.CancellationToken.ThrowIfCancellationRequested();
+        if (parallel is null)
+        {
+            _host.CheckAlive();
+            o.CancellationToken.ThrowIfCancellationRequested();
+            return;
+        }
+        // Ranks see a cancellation at different moments; they agree before each step, so all stop after the same one.
+        bool stop = o.CancellationToken.IsCancellationRequested;
+        try { _host.CheckAlive(); }
+        catch (OperationCanceledException) { stop = true; }
+        if (parallel.AnyRank(stop))
+            throw new OperationCanceledException("Training was cancelled on at least one rank of the data-parallel job; every rank stops after the same step.");
     }
 
     /// <summary>Loads the trainer of a checkpoint, checking that it was made for this data and these options.</summary>

@@ -130,11 +130,19 @@ sealed class TrainingPlan
         }
 
         /// <summary>Reads up to <paramref name="count"/> rows; returns how many were read (0 at the end).</summary>
-        public int ReadBatch(float[] buffer, long[] labels, int count)
+        public int ReadBatch(float[] buffer, long[] labels, int count) => ReadBatch(buffer, labels, count, 0, 1, out _);
+
+        /// <summary>
+        /// Reads a global batch of up to <paramref name="count"/> rows and keeps (converts) only the rows of rank
+        /// <paramref name="rank"/> of <paramref name="worldSize"/> (rows rank, rank + worldSize, …; see BatchShard);
+        /// returns the global batch's row count and sets <paramref name="kept"/> to this rank's.
+        /// </summary>
+        public int ReadBatch(float[] buffer, long[] labels, int count, int rank, int worldSize, out int kept)
         {
-            int size = _plan.Shape.Size, n = 0;
-            while (n < count && _cursor.MoveNext())
+            int size = _plan.Shape.Size, n = 0, i = 0;
+            for (; i < count && _cursor.MoveNext(); i++)
             {
+                if (i % worldSize != rank) continue; // another rank's row: skipped without decoding
                 long position = _cursor.Position;
                 _image.Read(buffer.AsSpan(n * size, size), position);
                 if (_label is not null)
@@ -150,7 +158,8 @@ sealed class TrainingPlan
                 }
                 n++;
             }
-            return n;
+            kept = n;
+            return i;
         }
     }
 }

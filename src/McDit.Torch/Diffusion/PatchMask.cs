@@ -81,6 +81,18 @@ public sealed class PatchMask : IDisposable
         return this;
     }
 
+    /// <summary>
+    /// The masks of some samples, in the order of <paramref name="rows"/> (int64 indices into the batch): a data-parallel
+    /// rank draws the masks of the whole global batch and keeps its own rows.
+    /// </summary>
+    public PatchMask SelectRows(Tensor rows)
+    {
+        using var scope = NewDisposeScope();
+        var r = rows.to(IdsKeep.device);
+        return new PatchMask(IdsKeep.index_select(0, r), IdsMasked.index_select(0, r), IdsRestore.index_select(0, r),
+            Mask.index_select(0, r.to(Mask.device)), Length, KeepCount).MoveToOuter(scope);
+    }
+
     /// <summary>Gathers the kept tokens: [N, L, D] → [N, L_keep, D].</summary>
     public Tensor GatherKept(Tensor tokens) => Gather(tokens, IdsKeep);
 

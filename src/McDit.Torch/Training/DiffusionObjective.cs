@@ -1,4 +1,5 @@
 using McDit.Torch.Diffusion;
+using McDit.Torch.Distributed;
 using McDit.Torch.Models;
 using McDit.Torch.Modules;
 using TorchSharp;
@@ -31,23 +32,34 @@ public sealed class DiffusionObjective
     /// <summary>Random draws of one loss evaluation (all from the caller's generator, so runs are reproducible).</summary>
     public sealed record Draws(Tensor Sigma, Tensor Noise, Tensor? Labels, PatchMask? Mask);
 
-    /// <summary>Draws σ, ε, label dropout and the mask for a batch, on the CPU generator, then moves them to the device.</summary>
-    public Draws Draw(MaskedDiffusionTransformer model, Tensor x0, Tensor? labels, Generator generator)
+    /// <summary>
+    /// Draws σ, ε, label dropout and the mask for a batch, on the CPU generator, then moves them to the device.
+    /// With a <paramref name="shard"/> (data parallelism) <paramref name="x0"/> and <paramref name="labels"/> are this
+    /// rank's rows of a global batch: the draws of the whole global batch are made, as one process would make them, and
+    /// this rank keeps its rows, so the draws belong to the global sample whatever the number of ranks.
+    /// </summary>
+    public Draws Draw(MaskedDiffusionTransformer model, Tensor x0, Tensor? labels, Generator generator, BatchShard? shard = null)
     {
-        int n = (int)x0.shape[0];
         var device = x0.device;
-        var sigma = _sigmas.Sample(n, generator, device);
-        var noise = torch.randn(x0.shape, dtype: ScalarType.Float32, generator: generator).to(device);
+        var rows = shard is { IsWhole: false } ? shard.RowIndex(device) : null;
+        Tensor Mine(Tensor t) => rows is null ? t : t.index_select(0, rows);
+        int n = rows is null ? (int)x0.shape[0] : shard!.GlobalSize;
+        var shape = x0.shape.ToArray();
+        shape[0] = n;
+        var sigma = Mine(_sigmas.Sample(n, generator, device));
+        var noise = Mine(torch.randn(shape, dtype: ScalarType.Float32, generator: generator).to(device));
         Tensor? dropped = null;
         if (labels is not null && model.NullLabel >= 0)
         {
             using var scope = NewDisposeScope();
-            var drop = torch.rand(n, generator: generator).lt(Options.LabelDropout).to(device);
+            var drop = Mine(torch.rand(n, generator: generator).lt(Options.LabelDropout).to(device));
             dropped = torch.where(drop, torch.full_like(labels, model.NullLabel), labels).MoveToOuterDisposeScope();
         }
         var mask = Options.MaskRatio > 0
             ? PatchMask.Random(n, model.Config.NumPatches, Options.MaskRatio, generator, device)
             : null;
+        if (mask is not null && rows is not null)
+            using (var whole = mask) mask = whole.SelectRows(rows);
         return new Draws(sigma, noise, dropped, mask);
     }
 
