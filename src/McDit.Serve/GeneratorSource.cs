@@ -26,8 +26,11 @@ public sealed class GeneratorSource
     public static GeneratorSource Fixed(LoadedGenerator generator)
     {
         ArgumentNullException.ThrowIfNull(generator);
-        return new GeneratorSource(() => "fixed", () => generator);
+        return new GeneratorSource(() => "fixed", () => generator) { Preloaded = generator };
     }
+
+    /// <summary>A model already loaded (a fixed source's), served from the first request on.</summary>
+    internal LoadedGenerator? Preloaded { get; private init; }
 
     /// <summary>The current model's identity, or null while there is none.</summary>
     public string? Version => _version();

@@ -66,16 +66,7 @@ internal static class ServeEndpoints
         object? generator = null;
         if (queue.HasSource)
         {
-            LoadedGenerator? current = null;
-            string? notReady;
-            try
-            {
-                current = queue.Current(out notReady);
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
-            {
-                notReady = "The model could not be loaded: " + e.Message;
-            }
+            var current = queue.Current(out var notReady);
             var m = current?.Model;
             generator = new
             {
@@ -146,16 +137,7 @@ internal static class ServeEndpoints
             }
         }
 
-        LoadedGenerator? generator;
-        string? notReady;
-        try
-        {
-            generator = queue.Current(out notReady);
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
-        {
-            return ApiError.Conflict("The model could not be loaded: " + e.Message);
-        }
+        var generator = queue.Current(out var notReady);
         if (generator is null) return ApiError.Conflict(notReady ?? "There is no model to generate from.");
         try
         {

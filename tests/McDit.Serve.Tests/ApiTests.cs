@@ -264,8 +264,14 @@ public sealed class ApiTests(TinyRuns runs)
             Assert.Contains("no checkpoint yet", generator.GetProperty("notReady").GetString());
             Assert.Equal(HttpStatusCode.Conflict, (await client.PostAsync("/api/jobs", Json("""{"classes":[0]}"""))).StatusCode);
             TinyRuns.Train(folder.Path, "--method", "DiT");
-            generator = (await ReadJson(await client.GetAsync("/api/info"))).GetProperty("generator");
-            Assert.True(generator.GetProperty("ready").GetBoolean());
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            do
+            {
+                // Loaded in the background: a request waits a little, then is told "Loading the model…".
+                generator = (await ReadJson(await client.GetAsync("/api/info"))).GetProperty("generator");
+                Assert.True(DateTime.UtcNow < deadline, "the run's model was never loaded: " + generator);
+            }
+            while (!generator.GetProperty("ready").GetBoolean());
             Assert.Equal(2, generator.GetProperty("step").GetInt64());
         }
         finally

@@ -75,7 +75,8 @@ public sealed class BrowserTests(TinyRuns runs, ITestOutputHelper log)
         try
         {
             TinyRuns.Train(folder.Path, "--method", "MaskDiT");
-            await using var server = await Start(ServedModel.ForRun(folder, "cpu"), ServedRuns.From(folder, "live"));
+            // What `mcdit train --serve` starts beside the training.
+            await using var server = McDit.Cli.Commands.ServeCommand.StartForTraining(folder, "cpu", "127.0.0.1", 0, TextWriter.Null, TextWriter.Null);
             using var browser = new Browser();
             var driver = browser.Driver;
             driver.Navigate().GoToUrl(new Uri(server.Address, "#training"));

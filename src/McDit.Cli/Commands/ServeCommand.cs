@@ -73,7 +73,7 @@ public static class ServeCommand
     };
 
     /// <summary>Starts the page for a run that is being trained (<c>mcdit train --serve</c>): its training view and generation from its newest checkpoint.</summary>
-    internal static ServeHost StartForTraining(RunFolder folder, string device, string host, int port, TextWriter output, TextWriter error)
+    public static ServeHost StartForTraining(RunFolder folder, string device, string host, int port, TextWriter output, TextWriter error)
     {
         var options = new ServeOptions
         {

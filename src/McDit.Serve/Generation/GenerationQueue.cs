@@ -21,12 +21,14 @@ internal sealed class GenerationQueue : IDisposable
     private readonly object _loadLock = new();
     private LoadedGenerator? _current;
     private string? _currentVersion;
+    private string? _loadError;
+    private Task? _loading;
     private long _sequence;
-    private long _started;
 
     public GenerationQueue(ServeOptions options)
     {
         _source = options.Generator;
+        if (_source?.Preloaded is { } preloaded) (_current, _currentVersion) = (preloaded, _source.Version);
         _limits = options.Limits;
         _queue = Channel.CreateBounded<GenerationJob>(new BoundedChannelOptions(_limits.MaxQueuedJobs) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         // A thread of its own: sampling blocks for seconds to minutes and must not hold a request or thread-pool thread.
@@ -37,7 +39,10 @@ internal sealed class GenerationQueue : IDisposable
     /// <summary>True when a model source was given.</summary>
     public bool HasSource => _source is not null;
 
-    /// <summary>The current model, loading it when the source has a newer one; null (with the reason) when there is none yet.</summary>
+    /// <summary>
+    /// The current model, or null (with the reason) when there is none yet. When the source has a newer one it is loaded
+    /// in the background (waiting up to <see cref="LoadWait"/> for it), so a request never waits long on a large model.
+    /// </summary>
     public LoadedGenerator? Current(out string? notReady)
     {
         notReady = null;
@@ -46,20 +51,41 @@ internal sealed class GenerationQueue : IDisposable
             notReady = "This server has no model to generate from: start it with --from RUN|MODEL.zip|CHECKPOINT.";
             return null;
         }
+        Task? loading;
         lock (_loadLock)
         {
             var version = _source.Version;
-            if (version is null)
-            {
-                notReady = _current is null ? _source.NotReadyMessage : null;
-                return _current;
-            }
-            if (_current is null || version != _currentVersion)
-            {
-                _current = _source.Load();
-                _currentVersion = version;
-            }
+            if (version is not null && version != _currentVersion && _loading is null)
+                _loading = Task.Run(() => Load(version));
+            loading = _loading;
+        }
+        loading?.Wait(LoadWait);
+        lock (_loadLock)
+        {
+            if (_current is null)
+                notReady = _loadError ?? (_loading is not null ? "Loading the model…" : _source.NotReadyMessage);
             return _current;
+        }
+    }
+
+    /// <summary>How long a request waits for a model being loaded before it is told to come back.</summary>
+    internal static readonly TimeSpan LoadWait = TimeSpan.FromSeconds(3);
+
+    private void Load(string version)
+    {
+        try
+        {
+            var generator = _source!.Load();
+            lock (_loadLock) { _current = generator; _loadError = null; }
+        }
+        catch (Exception e)
+        {
+            lock (_loadLock) _loadError = "The model could not be loaded: " + e.Message;
+        }
+        finally
+        {
+            // The same version is not tried again; a newer one is.
+            lock (_loadLock) { _currentVersion = version; _loading = null; }
         }
     }
 
@@ -84,7 +110,7 @@ internal sealed class GenerationQueue : IDisposable
 
     /// <summary>Jobs ahead of <paramref name="job"/> (0 when it runs or is done).</summary>
     public int PositionOf(GenerationJob job) =>
-        job.State == JobState.Queued ? (int)Math.Max(0, job.Sequence - Interlocked.Read(ref _started) - 1) : 0;
+        job.State == JobState.Queued ? _jobs.Values.Count(j => j.Sequence < job.Sequence && j.State == JobState.Queued) : 0;
 
     /// <summary>Drops the oldest finished jobs beyond the kept number.</summary>
     private void Forget()
@@ -100,7 +126,6 @@ internal sealed class GenerationQueue : IDisposable
             while (_queue.Reader.WaitToReadAsync(_stop.Token).AsTask().GetAwaiter().GetResult())
                 while (_queue.Reader.TryRead(out var job))
                 {
-                    Interlocked.Exchange(ref _started, job.Sequence);
                     Run(job);
                     Forget();
                 }

@@ -54,8 +54,8 @@ internal static class Reproduction
         }
         if (generator.Model.Decoder is not null)
         {
-            code.AppendLine("// A latent model: GenerateImages decodes the samples with the model's VAE.");
-            code.AppendLine($"var images = generator.GenerateImages({plan.Count}, {labels}, seed: {Invariant(plan.Seed)});");
+            code.AppendLine($"var images = generator.GenerateImages({plan.Count}, {labels}, seed: {Invariant(plan.Seed)});   // decoded by the model's VAE");
+            code.AppendLine("for (int i = 0; i < images.Length; i++) using (images[i]) images[i].Save($\"image_{i:D3}.png\");");
         }
         else
         {

@@ -156,7 +156,7 @@
     let text;
     if (j.state === "Queued") text = j.queuePosition > 0 ? `Waiting: ${j.queuePosition} request(s) ahead.` : "Waiting for the generator…";
     else if (j.state === "Running") text = `Sampling image ${Math.min(j.done + 1, j.total)} of ${j.total} (${j.done} done, ${fmt(j.seconds, 1)} s)`;
-    else if (j.state === "Done") text = `${j.total} images in ${fmt(j.seconds, 1)} s.`;
+    else if (j.state === "Done") text = `${j.total} images in ${fmt(j.seconds, 1)} s, from the model of step ${j.model.step}.`;
     else text = "Failed.";
     $("job-progress-text").textContent = text;
     if (j.state === "Failed") showError(j.error);

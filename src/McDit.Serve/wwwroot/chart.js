@@ -115,11 +115,11 @@
     for (const s of [...series].reverse()) {
       if (!s.name) continue;
       const label = el("text", { y: 18, "font-size": 11, fill: "#1b1f24", "text-anchor": "end" }, s.name);
-      const width = 6.2 * s.name.length;
+      const width = 6.6 * s.name.length;
       label.setAttribute("x", lx);
       svg.append(label);
       svg.append(el("rect", { x: lx - width - 14, y: 10, width: 10, height: 10, fill: s.color, "fill-opacity": s.opacity || 1 }));
-      lx -= width + 26;
+      lx -= width + 30;
     }
     container.append(svg);
   }
