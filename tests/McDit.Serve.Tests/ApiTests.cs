@@ -189,7 +189,7 @@ public sealed class ApiTests(TinyRuns runs)
         Assert.Contains("16384 bytes", (await ReadJson(huge)).GetProperty("error").GetString());
 
         // One job runs, one waits, the next is refused: the queue is bounded and jobs run one at a time.
-        var slow = """{"classes":[0,1,2,3,4,5,6,7],"perClass":8,"steps":250}""";
+        var slow = """{"classes":[0,1,2,3,4,5,6,7],"perClass":8,"steps":40}""";  // 64 images: minutes, against milliseconds between the requests
         var first = await ReadJson(await client.PostAsync("/api/jobs", Json(slow)));
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while ((await ReadJson(await client.GetAsync($"/api/jobs/{first.GetProperty("id").GetString()}"))).GetProperty("state").GetString() == "Queued")
