@@ -13,9 +13,9 @@
   }
 
   // Round tick values covering [lo, hi]: 1, 2 or 5 times a power of ten apart.
-  function niceTicks(lo, hi, count) {
+  function niceTicks(lo, hi, count, minStep) {
     if (!(hi > lo)) { const d = Math.abs(lo) > 0 ? Math.abs(lo) * 0.1 : 1; lo -= d; hi += d; }
-    const raw = (hi - lo) / Math.max(1, count);
+    const raw = Math.max((hi - lo) / Math.max(1, count), minStep || 0);
     const p = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 5, 10].map(m => m * p).find(s => s >= raw) || 10 * p;
     const ticks = [];
@@ -52,7 +52,8 @@
       return;
     }
     const xs = all.map(p => p[0]), ys = all.map(p => p[1]);
-    const xr = niceTicks(Math.min(...xs), Math.max(...xs), 6);
+    // Steps are whole numbers: no tick between two of them.
+    const xr = niceTicks(Math.min(...xs), Math.max(...xs), 6, xs.every(Number.isInteger) ? 1 : 0);
     let ylo = Math.min(...ys), yhi = Math.max(...ys), yticks, fy;
     const top = M.top, bottom = H - M.bottom, left = M.left, right = W - M.right;
     const lt = spec.logY && yhi / ylo > 3 ? logTicks(ylo, yhi) : null;
