@@ -40,6 +40,9 @@ public static class TrainCommand
         var fdSamples = new Option<int>("--fd-samples") { Description = "Generated images per FD measurement.", DefaultValueFactory = _ => defaults.FdSamples };
         var distributed = new Option<DistributedBackend>("--distributed") { Description = "Data-parallel engine: Auto (under mpirun or a torchrun-style launcher: MPI for CPU, NCCL for CUDA), None, Mpi or Nccl.", DefaultValueFactory = _ => DistributedBackend.Auto };
         var distributedTimeout = new Option<double>("--distributed-timeout") { Description = "Seconds a collective may wait for the other ranks before the job fails with an error (they also wait while rank 0 writes checkpoints and grids).", DefaultValueFactory = _ => new DistributedOptions().Timeout.TotalSeconds };
+        var serve = new Option<bool>("--serve") { Description = "Also serve the live training page (loss, FD and accuracy curves, newest samples; generation from the newest checkpoint) on --host:--port, until Ctrl+C." };
+        var serveHost = ServeCommand.HostOption();
+        var servePort = ServeCommand.PortOption();
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (exactly as if never stopped). --steps and --device may be given to extend it or move it." };
 
         var command = new Command("train", "Train DiT, MaskDiT or MC-DiT on labelled images; Ctrl+C writes a checkpoint and stops.\n" +
@@ -52,7 +55,7 @@ public static class TrainCommand
         {
             outDir, data, method, model, maskRatio, steps, unmask, batch, lr, ema, clip, seed, device, precision,
             sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples,
-            distributed, distributedTimeout, resume,
+            distributed, distributedTimeout, resume, serve, serveHost, servePort,
         };
         command.SetAction(parse =>
         {
@@ -65,6 +68,29 @@ public static class TrainCommand
                 Distributed = new DistributedOptions { Backend = parse.GetValue(distributed), Timeout = TimeSpan.FromSeconds(timeout) },
             };
             using var interruption = new Interruption();
+            // Rank 0 of a data-parallel job serves (it is the one writing the run folder).
+            var server = parse.GetValue(serve) && session.IsMain
+                ? ServeCommand.StartForTraining(folder, parse.GetValue(device)!, parse.GetValue(serveHost)!, parse.GetValue(servePort), output, error)
+                : null;
+            try
+            {
+                int exit = Train(parse, folder, session, interruption);
+                if (server is not null && exit == 0)
+                {
+                    output.WriteLine($"Training finished; still serving {server.Address} (Ctrl+C stops).");
+                    server.WaitAsync(interruption.Token).GetAwaiter().GetResult();
+                }
+                return exit;
+            }
+            finally
+            {
+                server?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+        });
+        return command;
+
+        int Train(ParseResult parse, RunFolder folder, TrainingSession session, Interruption interruption)
+        {
             TrainingSession.Summary summary;
             if (parse.GetValue(resume))
             {
@@ -89,8 +115,7 @@ public static class TrainCommand
             }
             if (session.IsMain) PrintSummary(output, folder, summary);
             return summary.Interrupted ? 130 : 0;
-        });
-        return command;
+        }
     }
 
     /// <summary>Prints the end-of-run table.</summary>

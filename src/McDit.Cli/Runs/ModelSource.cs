@@ -21,15 +21,15 @@ public static class ModelSource
                 return Find(loaded) ?? throw new InvalidDataException($"{run.ModelFile} holds no McDit generator.");
             }
             var latest = run.Checkpoints.Latest ?? throw new InvalidOperationException($"Run '{run.Path}' has neither model.zip nor a checkpoint yet.");
-            var settings = run.LoadSettings();
-            IReadOnlyList<string>? names = settings.Data is "embedded" or "fashion-mnist" ? FashionMnist.ClassNames : null;
             description = latest;
-            return ml.McDit().LoadCheckpoint(latest, names, device: device);
+            return ml.McDit().LoadCheckpoint(latest, ClassNamesOf(run), device: device);
         }
         if (File.Exists(Path.Combine(from, "config.json")) && File.Exists(Path.Combine(from, "ema.safetensors")))
         {
             description = from;
-            return ml.McDit().LoadCheckpoint(from, device: device);
+            // A checkpoint of a run folder (RUN/checkpoints/step-N) takes its class names from the run's data.
+            var owner = new RunFolder(Path.Combine(from, "..", ".."));
+            return ml.McDit().LoadCheckpoint(from, owner.HasRun ? ClassNamesOf(owner) : null, device: device);
         }
         if (File.Exists(from) && from.EndsWith(".zip", StringComparison.OrdinalIgnoreCase))
         {
@@ -39,6 +39,9 @@ public static class ModelSource
         throw new DirectoryNotFoundException(
             $"--from '{from}' is neither a run folder (run.json), a checkpoint folder (config.json + ema.safetensors) nor a saved model (.zip).");
     }
+
+    private static IReadOnlyList<string>? ClassNamesOf(RunFolder run) =>
+        run.LoadSettings().Data is "embedded" or "fashion-mnist" ? FashionMnist.ClassNames : null;
 
     private static McDitModel? Find(ITransformer model) => model switch
     {
