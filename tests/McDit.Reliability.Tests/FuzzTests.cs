@@ -121,7 +121,7 @@ public sealed class FuzzTests : IClassFixture<FuzzSeeds>
     {
         var seed = File.ReadAllBytes(Seed("weights.safetensors"));
         Warmup("safetensors", Seed("weights.safetensors"));
-        var random = new Random(101);
+        var random = Seeds.Random(101);
         long headerLength = BinaryPrimitives.ReadInt64LittleEndian(seed);
         int headerEnd = 8 + (int)headerLength;
         void Add(string name, byte[] bytes, Expect expect = Expect.Error) => AddFile("safetensors", "safetensors", name, ".safetensors", bytes, expect);
@@ -174,7 +174,7 @@ public sealed class FuzzTests : IClassFixture<FuzzSeeds>
         var seedPath = Seed("model.zip");
         var seed = File.ReadAllBytes(seedPath);
         Warmup("zip", seedPath);
-        var random = new Random(202);
+        var random = Seeds.Random(202);
         void Add(string name, byte[] bytes, Expect expect = Expect.Error) => AddFile("zip", "zips", name, ".zip", bytes, expect);
         void AddEntries(string name, Func<List<(string Name, byte[] Data)>, IEnumerable<(string, byte[])>> change, Expect expect = Expect.Error)
         {
@@ -257,7 +257,7 @@ public sealed class FuzzTests : IClassFixture<FuzzSeeds>
     [Fact]
     public void CheckpointFolders()
     {
-        var random = new Random(303);
+        var random = Seeds.Random(303);
         foreach (var method in new[] { "DiT", "MaskDiT", "McDiT" })
         {
             Warmup("checkpoint", Seed("checkpoint-" + method));
@@ -416,7 +416,7 @@ public sealed class FuzzTests : IClassFixture<FuzzSeeds>
     [Fact]
     public void ImageFiles()
     {
-        var random = new Random(404);
+        var random = Seeds.Random(404);
         var seedFolder = Seed("images");
         Warmup("images", seedFolder);
         void Add(string name, string file, Func<byte[], byte[]> change)

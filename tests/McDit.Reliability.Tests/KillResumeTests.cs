@@ -76,10 +76,11 @@ public sealed class KillResumeTests : IDisposable
         int at = Steps(run);
         p.Signal(signal);
         Assert.True(p.WaitForExit(Timeout), "mcdit did not stop after the signal");
-        // SIGKILL shows as 137; SIGTERM and Ctrl+C write a checkpoint and exit 130.
-        int expected = signal == ChildProcess.SIGKILL ? 137 : 130;
+        // SIGKILL shows as 137; SIGTERM and Ctrl+C write a checkpoint and exit 130, unless they arrive after the last
+        // step, when the run just finishes (exit 0).
+        int expected = signal == ChildProcess.SIGKILL ? 137 : at >= Total && p.ExitCode == 0 ? 0 : 130;
         Assert.True(p.ExitCode == expected, $"signal {signal} at step {at}: exit {p.ExitCode}, expected {expected}\n{p.Error}\n{p.Output}");
-        if (signal != ChildProcess.SIGKILL) Assert.Contains("Interrupted", p.Output);
+        if (expected == 130) Assert.Contains("Interrupted", p.Output);
         return (at, p.ExitCode);
     }
 
@@ -103,7 +104,7 @@ public sealed class KillResumeTests : IDisposable
         // Five interruptions, seeded per method: a random step of stage 1, the stage switch, right after a partial
         // last batch, a random step of stage 2 with a random delay (which may land inside a checkpoint write), and
         // the first step of stage 2. The signals rotate with the method so each kind of stop meets each position.
-        var random = new Random(1000 + index);
+        var random = Seeds.Random(1000 + index);
         int[] signals = { ChildProcess.SIGKILL, ChildProcess.SIGINT, ChildProcess.SIGTERM };
         var plan = new (int Step, int Jitter)[]
         {
@@ -130,7 +131,7 @@ public sealed class KillResumeTests : IDisposable
             done.Add($"{(signal == 9 ? "SIGKILL" : signal == 2 ? "SIGINT" : "SIGTERM")}@{at}");
         }
         var last = RunToEnd(Resume(split), "final resume");
-        Assert.Contains("Resuming", last.Output);
+        Assert.True(last.Output.Contains("Resuming") || last.Output.Contains("Nothing to do"), last.Output);
         _log.WriteLine($"{method}: {string.Join(", ", done)}; resumed from {Path.GetFileName(run.Checkpoints.Latest)}");
 
         var expected = Hashes(straight);
