@@ -6,11 +6,18 @@ namespace McDit.Cli;
 /// <summary>The <c>mcdit</c> command line: train, sample (and, as they land, evaluate and demo).</summary>
 public static class McDitCli
 {
+    /// <summary>The global <c>--verbose</c> option: errors print their stack trace too.</summary>
+    public static readonly Option<bool> Verbose = new("--verbose")
+    {
+        Description = "On an error, print the stack trace after the one-line message.", Recursive = true,
+    };
+
     /// <summary>Builds the command tree.</summary>
     public static RootCommand Build(TextWriter output, TextWriter error)
     {
         var root = new RootCommand(
             "McDit: train and sample masked diffusion transformers (DiT, MaskDiT, MC-DiT) with TorchSharp.");
+        root.Options.Add(Verbose);
         root.Add(DemoCommand.Create(output, error));
         root.Add(TrainCommand.Create(output, error));
         root.Add(SampleCommand.Create(output, error));
@@ -19,21 +26,36 @@ public static class McDitCli
         return root;
     }
 
-    /// <summary>Parses and runs a command line; returns the process exit code.</summary>
+    /// <summary>
+    /// Parses and runs a command line; returns the process exit code. Every error is one line on <paramref name="error"/>
+    /// (the stack trace follows only with <c>--verbose</c>): exit 2 for a bad command line (parse errors and option checks
+    /// run before any work), 3 for a bad file, 1 otherwise, 130 when interrupted (see <see cref="CliErrors"/>).
+    /// </summary>
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
-        var root = Build(output, error);
-        var parsed = root.Parse(args);
-        // Ctrl+C is handled by the commands themselves (they checkpoint before exiting), not by the parser.
-        var config = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null };
+        bool verbose = args.Contains("--verbose");
         try
         {
+            var root = Build(output, error);
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0)
+            {
+                var command = string.Join(' ', new[] { "mcdit" }.Concat(parsed.CommandResult.Command == root ? Array.Empty<string>() : new[] { parsed.CommandResult.Command.Name }));
+                foreach (var e in parsed.Errors.Select(e => CliErrors.OneLine(e.Message)).Distinct())
+                    error.WriteLine($"mcdit: {e.TrimEnd('.')}. See '{command} --help'.");
+                return CliErrors.Usage;
+            }
+            // Ctrl+C is handled by the commands themselves (they checkpoint before exiting), not by the parser; every
+            // exception comes here rather than to System.CommandLine's handler, which would print a stack trace.
+            var config = new InvocationConfiguration
+            {
+                Output = output, Error = error, ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false,
+            };
             return await parsed.InvokeAsync(config);
         }
-        catch (Exception e) when (e is ArgumentException or IOException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception e)
         {
-            error.WriteLine($"mcdit: {e.Message}");
-            return 1;
+            return CliErrors.Report(e, error, verbose);
         }
     }
 }

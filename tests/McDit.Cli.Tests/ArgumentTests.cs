@@ -35,7 +35,7 @@ public class ArgumentTests
     public void ABadDataFolderIsNamed()
     {
         var (exit, _, error) = CliRunner.Run("train", "--out", CliRunner.TempFolder(), "--data", "/no/such/folder", "--steps", "1");
-        Assert.Equal(1, exit);
+        Assert.Equal(2, exit); // a usage error
         Assert.Contains("/no/such/folder", error);
     }
 
@@ -43,7 +43,7 @@ public class ArgumentTests
     public void AnUnknownModelPresetSaysWhatIsExpected()
     {
         var (exit, _, error) = CliRunner.Run("train", "--out", CliRunner.TempFolder(), "--model", "Huge/3", "--steps", "1");
-        Assert.Equal(1, exit);
+        Assert.Equal(2, exit); // a usage error
         Assert.Contains("Huge/3", error);
         Assert.Contains("Tiny|S|B|L|XL", error);
     }
@@ -55,7 +55,7 @@ public class ArgumentTests
     public void BadNumbersNameTheOption(string option, string value)
     {
         var (exit, _, error) = CliRunner.Run("train", "--out", CliRunner.TempFolder(), option, value);
-        Assert.Equal(1, exit);
+        Assert.Equal(2, exit); // a usage error
         Assert.Contains(option, error);
     }
 
@@ -65,7 +65,7 @@ public class ArgumentTests
         var folder = CliRunner.TempFolder();
         Directory.CreateDirectory(folder);
         var (exit, _, error) = CliRunner.Run("sample", "--from", folder);
-        Assert.Equal(1, exit);
+        Assert.Equal(2, exit); // a usage error
         Assert.Contains("neither a run folder", error);
         Directory.Delete(folder);
     }

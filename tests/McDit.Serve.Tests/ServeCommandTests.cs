@@ -21,7 +21,7 @@ public sealed class ServeCommandTests(TinyRuns runs)
     [Theory]
     [InlineData(new[] { "serve" }, "Nothing to serve")]
     [InlineData(new[] { "serve", "--runs", "/nonexistent/mcdit-runs" }, "--runs '/nonexistent/mcdit-runs' does not exist")]
-    [InlineData(new[] { "serve", "--from", "/nonexistent/model.zip" }, "--from '/nonexistent/model.zip' is neither")]
+    [InlineData(new[] { "serve", "--from", "/nonexistent/model.zip" }, "--from '/nonexistent/model.zip' does not exist")]
     [InlineData(new[] { "serve", "--runs", "/tmp", "--host", "not-an-address" }, null)]
     public void BadOptionsAreRefusedWithAMessage(string[] args, string? message)
     {

@@ -25,10 +25,10 @@ public static class DemoCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var defaults = Settings;
-        var outDir = new Option<string>("--out") { Description = "Run folder.", DefaultValueFactory = _ => "runs/demo" };
-        var steps = new Option<long>("--steps") { Description = "Training steps (shorten for a quick look; lengthen for better images).", DefaultValueFactory = _ => defaults.Steps };
-        var fdSamples = new Option<int>("--fd-samples") { Description = "Generated images for FD-ResNet18 (0 skips the measurement).", DefaultValueFactory = _ => 200 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => defaults.Device };
+        var outDir = new Option<string>("--out") { Description = "Run folder.", DefaultValueFactory = _ => "runs/demo" }.OutputFolder("a run folder");
+        var steps = new Option<long>("--steps") { Description = "Training steps (shorten for a quick look; lengthen for better images).", DefaultValueFactory = _ => defaults.Steps }.InRange(1, int.MaxValue, "training steps");
+        var fdSamples = new Option<int>("--fd-samples") { Description = "Generated images for FD-ResNet18 (0 skips the measurement).", DefaultValueFactory = _ => 200 }.InRange(0, OptionChecks.MaxFdSamples, "generated images (0 skips FD)");
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => defaults.Device }.Device();
         var command = new Command("demo",
             "Train a small MC-DiT on the embedded Fashion-MNIST images, write a labelled sample grid and loss curve, and measure FD-ResNet18.")
         {
@@ -39,12 +39,12 @@ public static class DemoCommand
             var folder = new RunFolder(parse.GetValue(outDir)!);
             var settings = Settings with { Steps = parse.GetValue(steps), Device = parse.GetValue(device)! };
             using var interruption = new Interruption();
-            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
+            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected, error);
             var summary = folder.HasRun
                 ? session.Resume(folder, settings.Steps, settings.Device, interruption.Token)
                 : session.Start(folder, settings, interruption.Token);
             TrainCommand.PrintSummary(output, folder, summary);
-            if (summary.Interrupted) return 130;
+            if (summary.Interrupted) return CliErrors.Interrupted;
 
             int n = parse.GetValue(fdSamples);
             if (n >= 2)

@@ -12,15 +12,15 @@ public static class EvaluateCommand
     /// <summary>Creates the command.</summary>
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var from = new Option<string>("--from") { Description = "A run folder, a checkpoint folder, or a saved model .zip.", Required = true };
-        var reference = new Option<string?>("--reference") { Description = "Real images to compare with: 'embedded' (held-out Fashion-MNIST), 'fashion-mnist', or a data folder (its test split, or an image folder). Default: the held-out split of the run's data." };
-        var samples = new Option<int>("--samples") { Description = "Generated images to featurise (more: less biased FD, slower).", DefaultValueFactory = _ => 500 };
+        var from = new Option<string>("--from") { Description = "A run folder, a checkpoint folder, or a saved model .zip.", Required = true }.Path(mustExist: true, "a run folder, a checkpoint folder or a model .zip");
+        var reference = new Option<string?>("--reference") { Description = "Real images to compare with: 'embedded' (held-out Fashion-MNIST), 'fashion-mnist', or a data folder (its test split, or an image folder). Default: the held-out split of the run's data." }.OptionalDataSource();
+        var samples = new Option<int>("--samples") { Description = "Generated images to featurise (more: less biased FD, slower).", DefaultValueFactory = _ => 500 }.InRange(2, OptionChecks.MaxFdSamples, "generated images (a covariance needs two)");
         var seed = new Option<long>("--seed") { Description = "Seed of the samples.", DefaultValueFactory = _ => 0 };
-        var steps = new Option<int>("--steps") { Description = "Sampler steps.", DefaultValueFactory = _ => 18 };
+        var steps = new Option<int>("--steps") { Description = "Sampler steps.", DefaultValueFactory = _ => 18 }.InRange(1, OptionChecks.MaxSamplerSteps, "sampler steps");
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun or Euler.", DefaultValueFactory = _ => SamplerSolver.Heun };
-        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale (1: none).", DefaultValueFactory = _ => 1.5 };
-        var cache = new Option<string?>("--reference-cache") { Description = "File for the reference statistics (default: a per-user cache named after the reference)." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" };
+        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale (1: none).", DefaultValueFactory = _ => 1.5 }.Finite(-1000, 1000, "a guidance scale");
+        var cache = new Option<string?>("--reference-cache") { Description = "File for the reference statistics (default: a per-user cache named after the reference)." }.OptionalPath(mustExist: false, "a file for the reference statistics");
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" }.Device();
         var command = new Command("evaluate",
             "Measure FD-ResNet18 (Fréchet distance in ImageNet ResNet-18 features) of generated against real images; writes evaluations.jsonl in a run folder.")
         {
@@ -35,7 +35,6 @@ public static class EvaluateCommand
             var run = new RunFolder(source);
             var data = parse.GetValue(reference) ?? (run.HasRun ? run.LoadSettings().Data : "embedded");
             int n = parse.GetValue(samples);
-            if (n < 2) throw new ArgumentException($"--samples {n} is invalid: expected at least 2 (a covariance needs two images).");
             bool explicitReference = parse.GetValue(reference) is not null;
             var referenceName = Directory.Exists(data) ? Path.GetFullPath(data) : $"{data} (held-out)";
             // An explicit image folder is the reference itself, brought to the generator's size and channels.

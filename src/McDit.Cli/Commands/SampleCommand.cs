@@ -13,15 +13,15 @@ public static class SampleCommand
     /// <summary>Creates the command.</summary>
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var from = new Option<string>("--from") { Description = "A run folder (its model.zip, or its latest checkpoint while training), a checkpoint folder, or a saved model .zip.", Required = true };
-        var outFile = new Option<string>("--out") { Description = "PNG file to write.", DefaultValueFactory = _ => "samples.png" };
-        var classesOption = new Option<string?>("--classes") { Description = "Comma-separated class indices, one grid row each (default: every class)." };
-        var perClass = new Option<int>("--per-class") { Description = "Samples per class (grid columns).", DefaultValueFactory = _ => 8 };
+        var from = new Option<string>("--from") { Description = "A run folder (its model.zip, or its latest checkpoint while training), a checkpoint folder, or a saved model .zip.", Required = true }.Path(mustExist: true, "a run folder, a checkpoint folder or a model .zip");
+        var outFile = new Option<string>("--out") { Description = "PNG file to write.", DefaultValueFactory = _ => "samples.png" }.OutputFile("a PNG file to write");
+        var classesOption = new Option<string?>("--classes") { Description = "Comma-separated class indices, one grid row each (default: every class)." }.ClassList();
+        var perClass = new Option<int>("--per-class") { Description = "Samples per class (grid columns).", DefaultValueFactory = _ => 8 }.InRange(1, 64, "samples per class");
         var seed = new Option<long>("--seed") { Description = "Seed of the starting noise: the same seed gives the same images.", DefaultValueFactory = _ => 0 };
-        var steps = new Option<int>("--steps") { Description = "Sampler steps.", DefaultValueFactory = _ => 18 };
+        var steps = new Option<int>("--steps") { Description = "Sampler steps.", DefaultValueFactory = _ => 18 }.InRange(1, OptionChecks.MaxSamplerSteps, "sampler steps");
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun or Euler.", DefaultValueFactory = _ => SamplerSolver.Heun };
-        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale (1: none).", DefaultValueFactory = _ => 1.5 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" };
+        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale (1: none).", DefaultValueFactory = _ => 1.5 }.Finite(-1000, 1000, "a guidance scale");
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" }.Device();
         var command = new Command("sample", "Generate a grid of images, one row per class, from a trained model.")
         {
             from, outFile, classesOption, perClass, seed, steps, solver, guidance, device,
@@ -34,7 +34,6 @@ public static class SampleCommand
             int classes = generator.NumberOfClasses;
             var rows = ParseClasses(parse.GetValue(classesOption), classes) ?? Enumerable.Range(0, Math.Max(1, classes)).ToArray();
             int columns = parse.GetValue(perClass);
-            if (columns < 1) throw new ArgumentException($"--per-class {columns} is invalid: expected at least 1.");
             var labels = classes == 0 ? null : rows.SelectMany(c => Enumerable.Repeat(c, columns)).ToArray();
             using var samples = generator.Generate(rows.Length * columns, labels, parse.GetValue(seed));
             var names = classes == 0 ? null

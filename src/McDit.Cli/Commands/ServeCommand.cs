@@ -13,11 +13,11 @@ public static class ServeCommand
     /// <summary>Creates the command.</summary>
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var from = new Option<string?>("--from") { Description = "The model to generate from: a run folder (its model.zip, or its newest checkpoint while it trains; its training is shown too), a checkpoint folder, or a saved model .zip." };
+        var from = new Option<string?>("--from") { Description = "The model to generate from: a run folder (its model.zip, or its newest checkpoint while it trains; its training is shown too), a checkpoint folder, or a saved model .zip." }.OptionalPath(mustExist: true, "a run folder, a checkpoint folder or a model .zip");
         var runs = new Option<string[]>("--runs") { Description = "Run folders to show (live while they train), or folders of run folders such as `mcdit compare` writes; several runs get a comparison view.", AllowMultipleArgumentsPerToken = true };
         var host = HostOption();
         var port = PortOption();
-        var device = new Option<string>("--device") { Description = "Device to generate on: cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" };
+        var device = new Option<string>("--device") { Description = "Device to generate on: cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" }.Device();
         var limits = new GenerationLimits();
         var maxImages = new Option<int>("--max-images") { Description = "Most images one request may ask for.", DefaultValueFactory = _ => limits.MaxImages };
         var maxSteps = new Option<int>("--max-steps") { Description = "Most sampler steps one request may ask for.", DefaultValueFactory = _ => limits.MaxSamplerSteps };
@@ -66,11 +66,11 @@ public static class ServeCommand
     };
 
     /// <summary>--port: the TCP port.</summary>
-    internal static Option<int> PortOption() => new("--port")
+    internal static Option<int> PortOption() => new Option<int>("--port")
     {
         Description = "TCP port of the page (0: any free port).",
         DefaultValueFactory = _ => ServeOptions.DefaultPort,
-    };
+    }.InRange(0, 65535, "a TCP port (0: any free port)");
 
     /// <summary>Starts the page for a run that is being trained (<c>mcdit train --serve</c>): its training view and generation from its newest checkpoint.</summary>
     public static ServeHost StartForTraining(RunFolder folder, string device, string host, int port, TextWriter output, TextWriter error)

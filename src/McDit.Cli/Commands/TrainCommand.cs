@@ -14,32 +14,32 @@ public static class TrainCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var defaults = new TrainSettings();
-        var outDir = new Option<string>("--out") { Description = "Run folder (created; holds run.json, checkpoints/, samples/, metrics.jsonl, loss.png).", DefaultValueFactory = _ => "runs/mcdit" };
-        var data = new Option<string>("--data") { Description = "'embedded' (6,000 Fashion-MNIST images in the library), 'fashion-mnist' (/usr/share/datasets/fashion-mnist) or a folder of IDX files.", DefaultValueFactory = _ => defaults.Data };
+        var outDir = new Option<string>("--out") { Description = "Run folder (created; holds run.json, checkpoints/, samples/, metrics.jsonl, loss.png).", DefaultValueFactory = _ => "runs/mcdit" }.OutputFolder("a run folder");
+        var data = new Option<string>("--data") { Description = "'embedded' (6,000 Fashion-MNIST images in the library), 'fashion-mnist' (/usr/share/datasets/fashion-mnist) or a folder of IDX files.", DefaultValueFactory = _ => defaults.Data }.DataSource();
         var method = new Option<TrainingMethod>("--method") { Description = "DiT, MaskDiT or McDiT.", DefaultValueFactory = _ => defaults.Method };
-        var model = new Option<string>("--model") { Description = "Backbone preset: Tiny|S|B|L|XL / patch size, e.g. Tiny/4, S/2.", DefaultValueFactory = _ => defaults.Model };
-        var maskRatio = new Option<double?>("--mask-ratio") { Description = "Fraction of tokens masked (default: the method's, 0.5 for MaskDiT and MC-DiT)." };
-        var steps = new Option<long>("--steps") { Description = "Masked pre-training steps (stage 1).", DefaultValueFactory = _ => defaults.Steps };
-        var unmask = new Option<long>("--unmask-steps") { Description = "Unmasking-tuning steps after stage 1 (r = 0, lr halved).", DefaultValueFactory = _ => defaults.UnmaskSteps };
-        var batch = new Option<int>("--batch-size") { Description = "Images per step.", DefaultValueFactory = _ => defaults.BatchSize };
-        var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => defaults.LearningRate };
-        var ema = new Option<double>("--ema-decay") { Description = "Decay of the weight EMA used for sampling.", DefaultValueFactory = _ => defaults.EmaDecay };
-        var clip = new Option<double>("--grad-clip") { Description = "Clip the gradient norm to this value (0: no clipping).", DefaultValueFactory = _ => defaults.GradClip };
+        var model = new Option<string>("--model") { Description = "Backbone preset: Tiny|S|B|L|XL / patch size, e.g. Tiny/4, S/2 (Micro/4: a smoke-test size).", DefaultValueFactory = _ => defaults.Model }.ModelPreset();
+        var maskRatio = new Option<double?>("--mask-ratio") { Description = "Fraction of tokens masked (default: the method's, 0.5 for MaskDiT and MC-DiT)." }.Finite(0, 1, "a fraction of tokens", maxExclusive: true);
+        var steps = new Option<long>("--steps") { Description = "Masked pre-training steps (stage 1).", DefaultValueFactory = _ => defaults.Steps }.InRange(1, int.MaxValue, "masked pre-training steps");
+        var unmask = new Option<long>("--unmask-steps") { Description = "Unmasking-tuning steps after stage 1 (r = 0, lr halved).", DefaultValueFactory = _ => defaults.UnmaskSteps }.InRange(0, int.MaxValue, "unmasking-tuning steps");
+        var batch = new Option<int>("--batch-size") { Description = "Images per step.", DefaultValueFactory = _ => defaults.BatchSize }.InRange(1, OptionChecks.MaxBatchSize, "images per step");
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => defaults.LearningRate }.Finite(0, 10, "a learning rate", minExclusive: true);
+        var ema = new Option<double>("--ema-decay") { Description = "Decay of the weight EMA used for sampling.", DefaultValueFactory = _ => defaults.EmaDecay }.Finite(0, 1, "an EMA decay");
+        var clip = new Option<double>("--grad-clip") { Description = "Clip the gradient norm to this value (0: no clipping).", DefaultValueFactory = _ => defaults.GradClip }.Finite(0, 1e9, "a gradient norm (0: no clipping)");
         var seed = new Option<long>("--seed") { Description = "Seed of initialisation, data order and every random draw.", DefaultValueFactory = _ => defaults.Seed };
-        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => defaults.Device };
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => defaults.Device }.Device();
         var precision = new Option<TrainingPrecision>("--precision") { Description = "Float32, or BFloat16 (CUDA; float32 master weights).", DefaultValueFactory = _ => defaults.Precision };
-        var sampleEvery = new Option<long>("--sample-every") { Description = "Write a sample grid every N steps (0: only at the end).", DefaultValueFactory = _ => defaults.SampleEvery };
-        var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Write a checkpoint every N steps (0: only at the end).", DefaultValueFactory = _ => defaults.CheckpointEvery };
-        var samplerSteps = new Option<int>("--sampler-steps") { Description = "Sampler steps for the grids.", DefaultValueFactory = _ => defaults.SamplerSteps };
+        var sampleEvery = new Option<long>("--sample-every") { Description = "Write a sample grid every N steps (0: only at the end).", DefaultValueFactory = _ => defaults.SampleEvery }.InRange(0, long.MaxValue, "steps between sample grids (0: only at the end)");
+        var checkpointEvery = new Option<long>("--checkpoint-every") { Description = "Write a checkpoint every N steps (0: only at the end).", DefaultValueFactory = _ => defaults.CheckpointEvery }.InRange(0, long.MaxValue, "steps between checkpoints (0: only at the end)");
+        var samplerSteps = new Option<int>("--sampler-steps") { Description = "Sampler steps for the grids.", DefaultValueFactory = _ => defaults.SamplerSteps }.InRange(1, OptionChecks.MaxSamplerSteps, "sampler steps");
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun (2nd order) or Euler.", DefaultValueFactory = _ => defaults.Solver };
-        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale for the grids (1: none).", DefaultValueFactory = _ => defaults.Guidance };
-        var columns = new Option<int>("--grid-columns") { Description = "Samples per class row in the grids.", DefaultValueFactory = _ => defaults.GridColumns };
-        var vae = new Option<string?>("--vae") { Description = "Train in the latent space of a Stable Diffusion VAE: a diffusers folder (config.json + diffusion_pytorch_model.safetensors, e.g. stabilityai/sd-vae-ft-mse) or a .safetensors file. Needs RGB data." };
-        var imageSize = new Option<int>("--image-size") { Description = "Side that images from an image folder are brought to (256 with --vae gives 32×32 latents).", DefaultValueFactory = _ => defaults.ImageSize };
-        var fdEvery = new Option<long>("--fd-every") { Description = "Measure FD-ResNet18 against held-out images every N steps (0: never); written to evaluations.jsonl.", DefaultValueFactory = _ => defaults.FdEvery };
-        var fdSamples = new Option<int>("--fd-samples") { Description = "Generated images per FD measurement.", DefaultValueFactory = _ => defaults.FdSamples };
+        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale for the grids (1: none).", DefaultValueFactory = _ => defaults.Guidance }.Finite(-1000, 1000, "a guidance scale");
+        var columns = new Option<int>("--grid-columns") { Description = "Samples per class row in the grids.", DefaultValueFactory = _ => defaults.GridColumns }.InRange(1, 64, "samples per grid row");
+        var vae = new Option<string?>("--vae") { Description = "Train in the latent space of a Stable Diffusion VAE: a diffusers folder (config.json + diffusion_pytorch_model.safetensors, e.g. stabilityai/sd-vae-ft-mse) or a .safetensors file. Needs RGB data." }.OptionalPath(mustExist: true, "a diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors) or a .safetensors file, e.g. stabilityai/sd-vae-ft-mse from the Hugging Face Hub");
+        var imageSize = new Option<int>("--image-size") { Description = "Side that images from an image folder are brought to (256 with --vae gives 32×32 latents).", DefaultValueFactory = _ => defaults.ImageSize }.InRange(8, 4096, "an image side in pixels");
+        var fdEvery = new Option<long>("--fd-every") { Description = "Measure FD-ResNet18 against held-out images every N steps (0: never); written to evaluations.jsonl.", DefaultValueFactory = _ => defaults.FdEvery }.InRange(0, long.MaxValue, "steps between FD measurements (0: never)");
+        var fdSamples = new Option<int>("--fd-samples") { Description = "Generated images per FD measurement.", DefaultValueFactory = _ => defaults.FdSamples }.InRange(2, OptionChecks.MaxFdSamples, "generated images per FD measurement");
         var distributed = new Option<DistributedBackend>("--distributed") { Description = "Data-parallel engine: Auto (under mpirun or a torchrun-style launcher: MPI for CPU, NCCL for CUDA), None, Mpi or Nccl.", DefaultValueFactory = _ => DistributedBackend.Auto };
-        var distributedTimeout = new Option<double>("--distributed-timeout") { Description = "Seconds a collective may wait for the other ranks before the job fails with an error (they also wait while rank 0 writes checkpoints and grids).", DefaultValueFactory = _ => new DistributedOptions().Timeout.TotalSeconds };
+        var distributedTimeout = new Option<double>("--distributed-timeout") { Description = "Seconds a collective may wait for the other ranks before the job fails with an error (they also wait while rank 0 writes checkpoints and grids).", DefaultValueFactory = _ => new DistributedOptions().Timeout.TotalSeconds }.Finite(0, 1e7, "seconds", minExclusive: true);
         var serve = new Option<bool>("--serve") { Description = "Also serve the live training page (loss, FD and accuracy curves, newest samples; generation from the newest checkpoint) on --host:--port, until Ctrl+C." };
         var serveHost = ServeCommand.HostOption();
         var servePort = ServeCommand.PortOption();
@@ -60,12 +60,10 @@ public static class TrainCommand
         command.SetAction(parse =>
         {
             var folder = new RunFolder(parse.GetValue(outDir)!);
-            double timeout = parse.GetValue(distributedTimeout);
-            if (!(timeout > 0) || !double.IsFinite(timeout))
-                throw new ArgumentException($"--distributed-timeout {timeout} is invalid: expected a positive number of seconds.");
-            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected)
+            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected, error)
             {
-                Distributed = new DistributedOptions { Backend = parse.GetValue(distributed), Timeout = TimeSpan.FromSeconds(timeout) },
+                Distributed = new DistributedOptions { Backend = parse.GetValue(distributed), Timeout = TimeSpan.FromSeconds(parse.GetValue(distributedTimeout)) },
+                StepDelay = TimeSpan.FromMilliseconds(int.TryParse(Environment.GetEnvironmentVariable("MCDIT_TEST_STEP_DELAY_MS"), out var ms) ? Math.Clamp(ms, 0, 60_000) : 0),
             };
             using var interruption = new Interruption();
             // Rank 0 of a data-parallel job serves (it is the one writing the run folder).
@@ -94,6 +92,14 @@ public static class TrainCommand
             TrainingSession.Summary summary;
             if (parse.GetValue(resume))
             {
+                // run.json fixes everything else; silently ignoring a changed option would mislead.
+                var fixedOptions = new Option[] { data, method, model, maskRatio, unmask, batch, lr, ema, clip, seed, precision,
+                    sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples };
+                var given = fixedOptions.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+                if (given.Count > 0)
+                    throw new ArgumentException(
+                        $"{string.Join(", ", given)} cannot be changed with --resume: the run continues with the settings in its run.json. " +
+                        "Only --steps (to extend stage 1) and --device may be given.");
                 long? extra = parse.GetResult(steps) is { Implicit: false } ? parse.GetValue(steps) : null;
                 string? dev = parse.GetResult(device) is { Implicit: false } ? parse.GetValue(device) : null;
                 summary = session.Resume(folder, extra, dev, interruption.Token);
@@ -114,7 +120,7 @@ public static class TrainCommand
                 summary = session.Start(folder, settings, interruption.Token);
             }
             if (session.IsMain) PrintSummary(output, folder, summary);
-            return summary.Interrupted ? 130 : 0;
+            return summary.Interrupted ? CliErrors.Interrupted : 0;
         }
     }
 

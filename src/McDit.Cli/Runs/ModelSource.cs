@@ -1,26 +1,32 @@
 using McDit.MLNet.Generation;
 using McDit.Torch.Data;
+using McDit.Torch.Runtime;
 using Microsoft.ML;
-using Microsoft.ML.Data;
 
 namespace McDit.Cli.Runs;
 
 /// <summary>Finds a generator for <c>--from</c>: a run folder (model.zip, else its latest checkpoint) or a checkpoint folder.</summary>
 public static class ModelSource
 {
-    /// <summary>Loads the generator; <paramref name="description"/> says what was loaded.</summary>
+    /// <summary>Loads the generator onto <paramref name="device"/>; <paramref name="description"/> says what was loaded.</summary>
+    /// <exception cref="InvalidDataException">The model zip or checkpoint is damaged; the message names the file.</exception>
     public static McDitModel Load(MLContext ml, string from, string device, out string description)
     {
+        // The device is checked before anything is read, for every kind of source.
+        TorchBackend.ResolveDevice(device);
         var run = new RunFolder(from);
         if (run.HasRun)
         {
             if (File.Exists(run.ModelFile))
             {
-                var loaded = ml.Model.Load(run.ModelFile, out _);
                 description = run.ModelFile;
-                return Find(loaded) ?? throw new InvalidDataException($"{run.ModelFile} holds no McDit generator.");
+                return McDitModelFile.LoadGenerator(ml, run.ModelFile, device);
             }
-            var latest = run.Checkpoints.Latest ?? throw new InvalidOperationException($"Run '{run.Path}' has neither model.zip nor a checkpoint yet.");
+            var (latest, damaged) = run.Checkpoints.FindLatest();
+            if (latest is null)
+                throw damaged.Count > 0
+                    ? new InvalidDataException($"Run '{run.Path}' has no model.zip and every checkpoint is damaged (the newest: {damaged[0].Problem}).")
+                    : new InvalidOperationException($"Run '{run.Path}' has neither model.zip nor a checkpoint yet.");
             description = latest;
             return ml.McDit().LoadCheckpoint(latest, ClassNamesOf(run), device: device);
         }
@@ -31,10 +37,10 @@ public static class ModelSource
             var owner = new RunFolder(Path.Combine(from, "..", ".."));
             return ml.McDit().LoadCheckpoint(from, owner.HasRun ? ClassNamesOf(owner) : null, device: device);
         }
-        if (File.Exists(from) && from.EndsWith(".zip", StringComparison.OrdinalIgnoreCase))
+        if (File.Exists(from))
         {
             description = from;
-            return Find(ml.Model.Load(from, out _)) ?? throw new InvalidDataException($"{from} holds no McDit generator.");
+            return McDitModelFile.LoadGenerator(ml, from, device);
         }
         throw new DirectoryNotFoundException(
             $"--from '{from}' is neither a run folder (run.json), a checkpoint folder (config.json + ema.safetensors) nor a saved model (.zip).");
@@ -42,11 +48,4 @@ public static class ModelSource
 
     private static IReadOnlyList<string>? ClassNamesOf(RunFolder run) =>
         run.LoadSettings().Data is "embedded" or "fashion-mnist" ? FashionMnist.ClassNames : null;
-
-    private static McDitModel? Find(ITransformer model) => model switch
-    {
-        McDitModel m => m,
-        TransformerChain<ITransformer> chain => chain.Reverse().Select(Find).FirstOrDefault(m => m is not null),
-        _ => null,
-    };
 }

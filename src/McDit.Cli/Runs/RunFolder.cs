@@ -50,18 +50,33 @@ public sealed class RunFolder
         AtomicFile.WriteAllText(SettingsFile, JsonSerializer.Serialize(settings, Checkpoint.Json));
     }
 
-    /// <summary>Reads run.json.</summary>
+    /// <summary>Reads and checks run.json.</summary>
+    /// <exception cref="FileNotFoundException">The folder holds no run.</exception>
+    /// <exception cref="InvalidDataException">run.json is malformed or holds an invalid setting.</exception>
     public TrainSettings LoadSettings()
     {
         if (!HasRun) throw new FileNotFoundException($"'{Path}' is not a run folder: it has no run.json. Start a run with `mcdit train --out {Path}`.", SettingsFile);
-        try
+        var settings = JsonFile.Read<TrainSettings>(SettingsFile, Checkpoint.Json);
+        try { return settings.Validated(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{SettingsFile}: {e.Message}", e); }
+    }
+
+    /// <summary>
+    /// Removes the temporary files an interrupted run leaves (<c>.NAME.*.tmp</c> of atomic writes, here and in samples/);
+    /// only the writer of the run (a resuming trainer) may call it. Returns the files removed.
+    /// </summary>
+    public IReadOnlyList<string> RemoveStaleFiles()
+    {
+        var removed = new List<string>();
+        foreach (var folder in new[] { Path, SamplesFolder })
         {
-            return JsonSerializer.Deserialize<TrainSettings>(File.ReadAllText(SettingsFile), Checkpoint.Json)
-                ?? throw new InvalidDataException($"{SettingsFile} is empty.");
+            if (!Directory.Exists(folder)) continue;
+            foreach (var file in Directory.GetFiles(folder, ".*.tmp"))
+            {
+                File.Delete(file);
+                removed.Add(file);
+            }
         }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{SettingsFile} is not valid JSON: {e.Message}", e);
-        }
+        return removed;
     }
 }

@@ -1,4 +1,6 @@
 using McDit.Torch.Diffusion;
+using McDit.Torch.Models;
+using McDit.Torch.Runtime;
 using McDit.Torch.Training;
 
 namespace McDit.Cli.Runs;
@@ -79,21 +81,32 @@ public sealed record TrainSettings
         {
             if (!ok) throw new ArgumentException($"--{option} {value} is invalid: expected {expected}.");
         }
-        Require(Steps >= 0, "steps", Steps, "≥ 0");
-        Require(UnmaskSteps >= 0, "unmask-steps", UnmaskSteps, "≥ 0");
+        Require(!string.IsNullOrWhiteSpace(Data), "data", Data ?? "null", "'embedded', 'fashion-mnist' or a data folder");
+        Require(!string.IsNullOrWhiteSpace(Model), "model", Model ?? "null", "a preset such as Tiny/4 or S/2");
+        DiffusionTransformerConfig.ParseName(Model!);
+        Require(Enum.IsDefined(Method), "method", Method, "DiT, MaskDiT or McDiT");
+        Require(Enum.IsDefined(Precision), "precision", Precision, "Float32 or BFloat16");
+        Require(Enum.IsDefined(Solver), "solver", Solver, "Heun or Euler");
         Require(Steps >= 1, "steps", Steps, "at least one masked pre-training step");
-        Require(TotalSteps <= int.MaxValue, "steps", Steps, $"at most {int.MaxValue} steps in total");
-        Require(BatchSize >= 1, "batch-size", BatchSize, "≥ 1");
-        Require(LearningRate > 0, "lr", LearningRate, "> 0");
+        Require(UnmaskSteps >= 0, "unmask-steps", UnmaskSteps, "≥ 0");
+        Require(Steps <= int.MaxValue && UnmaskSteps <= int.MaxValue && TotalSteps <= int.MaxValue, "steps", Steps,
+            $"at most {int.MaxValue} steps in total (--steps + --unmask-steps)");
+        Require(BatchSize >= 1 && BatchSize <= 65_536, "batch-size", BatchSize, "1..65536 images per step");
+        Require(LearningRate > 0 && LearningRate <= 10 && double.IsFinite(LearningRate), "lr", LearningRate, "a learning rate in (0, 10]");
+        Require(EmaDecay >= 0 && EmaDecay <= 1, "ema-decay", EmaDecay, "a value in [0, 1]");
+        Require(GradClip >= 0 && double.IsFinite(GradClip), "grad-clip", GradClip, "a finite value ≥ 0 (0: no clipping)");
+        Require(TorchBackend.IsDeviceName(Device), "device", Device ?? "null", "cpu, cuda, cuda:N or auto");
         Require(SampleEvery >= 0, "sample-every", SampleEvery, "≥ 0");
         Require(CheckpointEvery >= 0, "checkpoint-every", CheckpointEvery, "≥ 0");
-        Require(SamplerSteps >= 1, "sampler-steps", SamplerSteps, "≥ 1");
+        Require(SamplerSteps >= 1 && SamplerSteps <= 1_000, "sampler-steps", SamplerSteps, "1..1000");
+        Require(double.IsFinite(Guidance), "guidance", Guidance, "a finite guidance scale");
         Require(GridColumns >= 1 && GridColumns <= 64, "grid-columns", GridColumns, "1 to 64");
-        Require(ImageSize >= 8, "image-size", ImageSize, "at least 8 pixels");
+        Require(ImageSize >= 8 && ImageSize <= 4096, "image-size", ImageSize, "8..4096 pixels");
         Require(FdEvery >= 0, "fd-every", FdEvery, "≥ 0 (0: no FD during training)");
         Require(FdEvery == 0 || FdSamples >= 2, "fd-samples", FdSamples, "at least 2");
         Require(Vae is null || File.Exists(Vae) || Directory.Exists(Vae), "vae", Vae!, "a diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors) or a .safetensors file; sd-vae-ft-mse is on the Hugging Face Hub (stabilityai/sd-vae-ft-mse)");
         Require(MaskRatio is null || (MaskRatio >= 0 && MaskRatio < 1), "mask-ratio", MaskRatio!, "a value in [0, 1)");
+        Require(Method != TrainingMethod.DiT || MaskRatio is null or 0, "mask-ratio", MaskRatio!, "0 for DiT (it has no decoder to fill masked tokens)");
         return this;
     }
 }

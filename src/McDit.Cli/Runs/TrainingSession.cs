@@ -5,6 +5,7 @@ using McDit.MLNet.Imaging;
 using McDit.MLNet.Trainers;
 using McDit.Torch.Diffusion;
 using McDit.Torch.Distributed;
+using McDit.Torch.Runtime;
 using McDit.Torch.Training;
 using Microsoft.ML;
 using static TorchSharp.torch;
@@ -19,7 +20,9 @@ namespace McDit.Cli.Runs;
 public sealed class TrainingSession
 {
     private readonly TextWriter _console;
+    private readonly TextWriter _errors;
     private readonly bool _interactive;
+    private readonly HashSet<string> _reported = new(StringComparer.Ordinal);
 
     /// <summary>How this process joins a data-parallel job (default: from the launcher's environment). Only rank 0 writes the run folder and reports.</summary>
     public DistributedOptions Distributed { get; init; } = new();
@@ -27,44 +30,112 @@ public sealed class TrainingSession
     /// <summary>True on rank 0 of a data-parallel job (and for a process training alone): the one that writes and reports.</summary>
     public bool IsMain => Distributed.ResolveWorld().IsMain;
     private TextWriter Out => IsMain ? _console : TextWriter.Null;
+    private TextWriter Error => IsMain ? _errors : TextWriter.Null;
 
-    /// <summary>Creates a session that reports to <paramref name="output"/>.</summary>
-    public TrainingSession(TextWriter output, bool interactive)
+    /// <summary>Creates a session that reports to <paramref name="output"/> (warnings to <paramref name="error"/>, default: the same).</summary>
+    public TrainingSession(TextWriter output, bool interactive, TextWriter? error = null)
     {
         _console = output;
+        _errors = error ?? output;
         _interactive = interactive;
     }
+
+    /// <summary>
+    /// A pause after every step, for tests that interrupt a run at a chosen step (the environment variable
+    /// <c>MCDIT_TEST_STEP_DELAY_MS</c> sets it for <c>mcdit train</c>); zero otherwise.
+    /// </summary>
+    public TimeSpan StepDelay { get; init; }
 
     /// <summary>What a finished (or interrupted) run reports.</summary>
     public sealed record Summary(long Steps, bool Interrupted, double FinalLoss, double StepsPerSecond, string? Checkpoint, string? Model, string? SampleGrid);
 
     /// <summary>Starts a new run in <paramref name="folder"/>.</summary>
+    /// <exception cref="ArgumentException">A setting is invalid, or the folder already holds a run.</exception>
     public Summary Start(RunFolder folder, TrainSettings settings, CancellationToken cancel)
     {
         settings = settings.Validated();
         // Rank 0 checks and writes the folder; the other ranks would see its run.json.
         if (IsMain && folder.HasRun)
-            throw new InvalidOperationException($"'{folder.Path}' already holds a run. Continue it with --resume, or choose another --out.");
+            throw new ArgumentException($"--out '{folder.Path}' already holds a run. Continue it with --resume, or choose another --out.");
+        TorchBackend.ResolveDevice(settings.Device);
         var ml = new MLContext(seed: unchecked((int)settings.Seed));
         var data = LoadTraining(ml, settings);
         if (IsMain) folder.SaveSettings(settings);
         return Run(ml, folder, settings, data, resume: false, cancel);
     }
 
-    /// <summary>Continues the run in <paramref name="folder"/> from its latest checkpoint; <paramref name="steps"/> can extend stage 1.</summary>
+    /// <summary>
+    /// Continues the run in <paramref name="folder"/> from its newest intact checkpoint (damaged ones are reported and
+    /// skipped); <paramref name="steps"/> can extend stage 1. Resuming a finished run changes nothing.
+    /// </summary>
+    /// <exception cref="ArgumentException">An override is invalid for this run.</exception>
+    /// <exception cref="InvalidDataException">run.json is damaged, or every checkpoint is.</exception>
     public Summary Resume(RunFolder folder, long? steps, string? device, CancellationToken cancel)
     {
-        var settings = folder.LoadSettings();
+        var saved = folder.LoadSettings();
+        var settings = saved;
         if (steps is { } s) settings = settings with { Steps = s };
         if (device is not null) settings = settings with { Device = device };
         settings = settings.Validated();
-        var latest = folder.Checkpoints.Latest
-            ?? throw new InvalidOperationException($"'{folder.Path}' has no checkpoint yet; start it again without --resume (delete the folder first).");
+        TorchBackend.ResolveDevice(settings.Device);
+        var (latest, damaged) = folder.Checkpoints.FindLatest();
+        foreach (var d in damaged) Warn(d);
+        if (latest is null && damaged.Count > 0)
+            throw new InvalidDataException(
+                $"'{folder.Path}' has no intact checkpoint: all {damaged.Count} are damaged (the newest: {damaged[0].Problem}). " +
+                "Delete the damaged checkpoint folders to start the run over.");
+        if (latest is null)
+        {
+            // Stopped before its first checkpoint: nothing is lost by starting over, with the run's own settings.
+            if (IsMain)
+            {
+                folder.RemoveStaleFiles();
+                new MetricsLog(folder.MetricsFile, keepUpToStep: 0).Dispose();
+            }
+            Out.WriteLine($"{folder.Path} has no checkpoint yet (it stopped before the first one): starting it over from step 0.");
+            var fresh = new MLContext(seed: unchecked((int)settings.Seed));
+            var freshData = LoadTraining(fresh, settings);
+            if (IsMain && settings != saved) folder.SaveSettings(settings);
+            return Run(fresh, folder, settings, freshData, resume: false, cancel);
+        }
+        var state = Checkpoint.ReadState(latest);
+        if (state.Step > settings.TotalSteps)
+            throw new ArgumentException(
+                $"--steps {settings.Steps} is too small: the run has already taken {state.Step} steps (its last checkpoint is {latest}); give --steps {state.Step - settings.UnmaskSteps} or more.");
+        if (state.Stage == 2 && settings.Steps != saved.Steps)
+            throw new ArgumentException(
+                $"--steps cannot change: the run is in unmasking tuning since step {saved.Steps} (checkpoint {latest}). Resume without --steps.");
+        if (state.Step == settings.TotalSteps && IsFinished(folder, state.Step))
+        {
+            Out.WriteLine($"{folder.Path} is finished: {state.Step} of {settings.TotalSteps} steps, model in {folder.ModelFile}. Nothing to do; extend it with --steps.");
+            return new Summary(state.Step, false, state.LastLoss, 0, latest, folder.ModelFile,
+                File.Exists(Path.Combine(folder.SamplesFolder, "final.png")) ? Path.Combine(folder.SamplesFolder, "final.png") : null);
+        }
+        if (IsMain) folder.RemoveStaleFiles();
         var ml = new MLContext(seed: unchecked((int)settings.Seed));
         var data = LoadTraining(ml, settings);
-        if (IsMain) folder.SaveSettings(settings);
-        Out.WriteLine($"Resuming {folder.Path} from {Path.GetFileName(latest)}.");
+        if (IsMain && settings != saved) folder.SaveSettings(settings);
         return Run(ml, folder, settings, data, resume: true, cancel);
+    }
+
+    /// <summary>True when model.zip is intact and holds the model of <paramref name="step"/> steps.</summary>
+    private static bool IsFinished(RunFolder folder, long step)
+    {
+        if (!File.Exists(folder.ModelFile)) return false;
+        try
+        {
+            return McDitModelFile.LoadGenerator(new MLContext(), folder.ModelFile, "cpu").TrainedSteps == step;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException)
+        {
+            return false; // rewritten from the final checkpoint
+        }
+    }
+
+    private void Warn(CheckpointSeries.Damaged d)
+    {
+        if (_reported.Add(d.Folder))
+            Error.WriteLine($"mcdit: warning: skipping damaged checkpoint {d.Folder}: {CliErrors.OneLine(d.Problem)}");
     }
 
     /// <summary>The training view: the loader's, passed through the VAE's latent encoder when --vae is given.</summary>
@@ -82,13 +153,21 @@ public sealed class TrainingSession
     private Summary Run(MLContext ml, RunFolder folder, TrainSettings settings, (LabeledImageDataView Images, IDataView Training) views, bool resume, CancellationToken cancel)
     {
         var (data, training) = views;
-        long startStep = resume ? Checkpoint.ReadState(folder.Checkpoints.Latest!).Step : 0;
         Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{settings.Method} {settings.Model} on {settings.Data}: {data.Count:N0} images {data.Channels}×{data.Height}×{data.Width}, " +
             $"{data.ClassNames.Count} classes, batch {settings.BatchSize}, {settings.TotalSteps} steps ({settings.Steps} masked + {settings.UnmaskSteps} unmasking), device {settings.Device}"));
+        // The log and the progress line start where training starts: a resumed run learns its step from the trainer.
+        long startStep = 0;
+        MetricsLog? metrics = null;
+        ProgressLine? progress = null;
         bool isMain = IsMain;
-        using var metrics = isMain ? new MetricsLog(folder.MetricsFile, startStep) : null;
-        var progress = new ProgressLine(Out, settings.TotalSteps, startStep, _interactive);
+        void Begin(long step)
+        {
+            startStep = step;
+            if (isMain) metrics ??= new MetricsLog(folder.MetricsFile, step); // only rank 0 writes the run folder
+            progress ??= new ProgressLine(Out, settings.TotalSteps, step, _interactive);
+        }
+        if (!resume) Begin(0);
         string? grid = null;
         // Periodic FD compares with the held-out split; latent models' samples would need decoding first.
         using var fd = isMain && settings.FdEvery > 0 && settings.Vae is null
@@ -104,10 +183,18 @@ public sealed class TrainingSession
         options.CancellationToken = cancel;
         options.Distributed = Distributed;
         options.LoggingInterval = int.MaxValue; // the progress line reports instead
+        options.DamagedCheckpointCallback = Warn;
+        options.ResumeCallback = (checkpoint, step) =>
+        {
+            Begin(step);
+            Out.WriteLine($"Resuming {folder.Path} from {Path.GetFileName(checkpoint)} (step {step}).");
+        };
         options.StepCallback = step =>
         {
+            if (progress is null) Begin(0); // resuming found no checkpoint at all: a fresh start
             metrics?.Add(step); // the trainer calls back on rank 0 only
-            progress.Report(step.Step, step.Loss.Total);
+            progress!.Report(step.Step, step.Loss.Total);
+            if (StepDelay > TimeSpan.Zero) Thread.Sleep(StepDelay);
             // Intermediate grids show pixel-space samples; a latent run's grid is decoded once, at the end.
             if (settings.Vae is null && settings.SampleEvery > 0 && step.Step % settings.SampleEvery == 0 && step.Step < step.TotalSteps)
                 grid = WriteGrid(step, settings, sampler, folder.SamplesFor(step.Step));
@@ -122,28 +209,36 @@ public sealed class TrainingSession
             }
         };
 
-        McDitModel model;
         try
         {
-            model = ml.McDit().Trainers.DiffusionTransformer(options).Fit(training);
+            McDitModel model;
+            try
+            {
+                model = ml.McDit().Trainers.DiffusionTransformer(options).Fit(training);
+            }
+            catch (OperationCanceledException)
+            {
+                progress?.Break();
+                var latest = folder.Checkpoints.Latest;
+                Out.WriteLine($"Interrupted: checkpoint written to {latest}. Continue with: mcdit train --resume --out {folder.Path}");
+                var last = MetricsLog.ReadAll(folder.MetricsFile).LastOrDefault();
+                return new Summary(last?.Step ?? startStep, true, last?.Loss ?? double.NaN, progress?.StepsPerSecond(last?.Step ?? startStep) ?? 0, latest, null, grid);
+            }
+            progress?.Break();
+            if (!isMain) return new Summary(model.TrainedSteps, false, model.FinalLoss, progress?.StepsPerSecond(model.TrainedSteps) ?? 0, null, null, null);
+            // Deterministic and atomic: an interrupted and resumed run writes the same bytes as one that never stopped.
+            McDitModelFile.Save(ml, model, training.Schema, folder.ModelFile);
+            grid = Path.Combine(folder.SamplesFolder, "final.png");
+            Directory.CreateDirectory(folder.SamplesFolder);
+            model.SaveImageGrid(grid, settings.GridColumns, settings.Seed, scale: 2);
+            LossCurve.Save(MetricsLog.ReadAll(folder.MetricsFile), folder.LossCurveFile, $"{settings.Method} {settings.Model}");
+            return new Summary(model.TrainedSteps, false, model.FinalLoss, progress?.StepsPerSecond(model.TrainedSteps) ?? 0,
+                folder.Checkpoints.Latest, folder.ModelFile, grid);
         }
-        catch (OperationCanceledException)
+        finally
         {
-            progress.Break();
-            var latest = folder.Checkpoints.Latest;
-            Out.WriteLine($"Interrupted: checkpoint written to {latest}. Continue with: mcdit train --resume --out {folder.Path}");
-            var last = MetricsLog.ReadAll(folder.MetricsFile).LastOrDefault();
-            return new Summary(last?.Step ?? startStep, true, last?.Loss ?? double.NaN, progress.StepsPerSecond(last?.Step ?? startStep), latest, null, grid);
+            metrics?.Dispose();
         }
-        progress.Break();
-        if (!isMain) return new Summary(model.TrainedSteps, false, model.FinalLoss, progress.StepsPerSecond(model.TrainedSteps), null, null, null);
-        ml.Model.Save(model, training.Schema, folder.ModelFile);
-        grid = Path.Combine(folder.SamplesFolder, "final.png");
-        Directory.CreateDirectory(folder.SamplesFolder);
-        model.SaveImageGrid(grid, settings.GridColumns, settings.Seed, scale: 2);
-        LossCurve.Save(MetricsLog.ReadAll(folder.MetricsFile), folder.LossCurveFile, $"{settings.Method} {settings.Model}");
-        return new Summary(model.TrainedSteps, false, model.FinalLoss, progress.StepsPerSecond(model.TrainedSteps),
-            folder.Checkpoints.Latest, folder.ModelFile, grid);
     }
 
     /// <summary>A grid with one row per class (named on the left) from the current weight EMA.</summary>

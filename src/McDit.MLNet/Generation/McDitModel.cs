@@ -432,7 +432,8 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
         }
     }
 
-    // Factory method for SignatureLoadModel.
+    // Factory method for SignatureLoadModel. Everything is checked before the network is built: the settings' bounds,
+    // that the weights hold as many elements as the settings imply, and each tensor's name, dtype, shape and finiteness.
     static McDitModel Create(IHostEnvironment env, ModelLoadContext ctx)
     {
         Contracts.CheckValue(env, nameof(env));
@@ -441,25 +442,23 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
         int format = ctx.Reader.ReadInt32();
         if (format != 1)
             throw new InvalidDataException($"The McDit model in this zip has binary format {format}; this version reads format 1.");
-        var json = ReadStream(ctx, ConfigStream);
-        McDitModelSettings settings;
-        try
-        {
-            settings = JsonSerializer.Deserialize<McDitModelSettings>(json, Checkpoint.Json)
-                ?? throw new InvalidDataException($"The McDit model's {ConfigStream} is empty.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"The McDit model's {ConfigStream} is not valid: {e.Message}", e);
-        }
-        settings.Validated();
+        const string settingsSource = "model zip entry " + ConfigStream, weightsSource = "model zip entry " + WeightsStream;
+        var settings = JsonFile.Parse<McDitModelSettings>(ReadStream(ctx, ConfigStream), settingsSource, Checkpoint.Json);
+        try { settings.Validated(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{settingsSource}: {e.Message}", e); }
         var weights = ReadStream(ctx, WeightsStream);
+        SafeTensorsHeader header;
+        using (var ms = new MemoryStream(weights, writable: false)) header = SafeTensors.ReadHeader(ms, weightsSource);
+        long expected = settings.Model.StateElementCount(), found = TensorChecks.ElementCount(header);
+        if (found != expected)
+            throw new InvalidDataException($"{weightsSource} holds {found:N0} elements; the model's {ConfigStream} implies {expected:N0}. The zip is damaged.");
         TorchBackend.EnsureInitialized();
         var network = new MaskedDiffusionTransformer(settings.Model);
         try
         {
-            using (var content = SafeTensors.Load(weights, $"model zip entry {WeightsStream}"))
-                Checkpoint.LoadInto(network, content.Tensors, $"model zip entry {WeightsStream}");
+            TensorChecks.CheckHeader(header, TensorChecks.Expected(network.state_dict()), weightsSource);
+            using (var content = SafeTensors.Load(weights, weightsSource))
+                Checkpoint.LoadInto(network, content.Tensors, weightsSource);
             // A model trained on a GPU loads wherever it is read: "cpu" stays on the CPU, anything else means CUDA when available.
             network.to(string.Equals(settings.Device, "cpu", StringComparison.OrdinalIgnoreCase) ? torch.CPU : TorchBackend.ResolveDevice("auto"));
         }
@@ -472,6 +471,26 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
             ? VaeRuntime.FromBytes(ReadStream(ctx, DecoderStream), $"model zip entry {DecoderStream}")
             : null;
         return new McDitModel(env, settings, network, decoder: decoder);
+    }
+
+    /// <summary>
+    /// Loads the generator of a model zip written by <c>MLContext.Model.Save</c> (or <see cref="McDitModelFile.Save"/>): the
+    /// zip is verified first (CRC-32 of every entry) and a failure names the file and the entry.
+    /// </summary>
+    /// <param name="path">The model zip.</param>
+    /// <param name="device">Where to put the network (cpu, cuda, cuda:N, auto); null keeps the zip's own choice.</param>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The zip is damaged or holds no McDit generator.</exception>
+    public static McDitModel Load(string path, string? device = null) => McDitModelFile.LoadGenerator(new MLContext(), path, device);
+
+    /// <summary>Moves the (shared) network, and the decoder, to <paramref name="device"/>.</summary>
+    internal void MoveTo(Device device)
+    {
+        lock (_gate)
+        {
+            _network.to(device);
+            _decoder?.to(device);
+        }
     }
 
     static byte[] ReadStream(ModelLoadContext ctx, string name)

@@ -49,24 +49,44 @@ sealed record McDitModelSettings
     {
         if (Format != CurrentFormat)
             throw new InvalidDataException($"McDit model settings have format '{Format}'; this version reads '{CurrentFormat}'.");
+        if (Model is null) throw new InvalidDataException("McDit model settings have no \"Model\" section.");
         Model.Validated();
+        if (!Enum.IsDefined(Method))
+            throw new ArgumentOutOfRangeException(nameof(Method), Method, "The method must be DiT, MaskDiT or McDiT.");
         if (Channels != Model.InChannels || Height != Model.InputSize || Width != Model.InputSize)
             throw new InvalidDataException(
                 $"McDit model settings say {Channels}×{Height}×{Width} images but the network takes {Model.InChannels}×{Model.InputSize}×{Model.InputSize}.");
         if (NumberOfClasses != Model.NumClasses)
             throw new InvalidDataException($"McDit model settings say {NumberOfClasses} classes but the network has {Model.NumClasses}.");
-        if (SamplingSteps < 1)
-            throw new ArgumentOutOfRangeException(nameof(SamplingSteps), SamplingSteps, "Sampling steps must be at least 1 (18 is a good default).");
+        if (ClassNames is not null && (ClassNames.Length != NumberOfClasses || ClassNames.Any(n => n is null)))
+            throw new InvalidDataException($"McDit model settings have {ClassNames.Length} class names for {NumberOfClasses} classes.");
+        if (!double.IsFinite(SigmaData) || SigmaData <= 0)
+            throw new ArgumentOutOfRangeException(nameof(SigmaData), SigmaData, "σ_data must be a positive number.");
+        if (!float.IsFinite(InputMinimum) || !float.IsFinite(InputMaximum) || InputMaximum <= InputMinimum)
+            throw new ArgumentOutOfRangeException(nameof(InputMaximum), $"[{InputMinimum}, {InputMaximum}]", "The pixel range must be finite with InputMinimum < InputMaximum.");
+        if (SamplingSteps < 1 || SamplingSteps > MaxSamplingSteps)
+            throw new ArgumentOutOfRangeException(nameof(SamplingSteps), SamplingSteps, $"Sampling steps must be in 1..{MaxSamplingSteps} (18 is a good default).");
         if (!Enum.IsDefined(Solver))
             throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "The solver must be Heun or Euler.");
         if (!double.IsFinite(GuidanceScale))
             throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "The guidance scale must be finite (1 = no guidance).");
-        if (BatchSize < 1)
-            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "The generation batch size must be at least 1.");
+        if (!(SigmaMin > 0) || !(SigmaMax > SigmaMin) || !double.IsFinite(SigmaMax) || !(Rho > 0) || !double.IsFinite(Rho))
+            throw new ArgumentOutOfRangeException(nameof(SigmaMax), $"σ [{SigmaMin}, {SigmaMax}], ρ {Rho}", "The sampler needs finite 0 < σ_min < σ_max and ρ > 0.");
+        if (BatchSize < 1 || BatchSize > MaxBatchSize)
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, $"The generation batch size must be in 1..{MaxBatchSize}.");
+        if (TrainedSteps < 0)
+            throw new ArgumentOutOfRangeException(nameof(TrainedSteps), TrainedSteps, "Trained steps must be ≥ 0.");
+        if (!Torch.Runtime.TorchBackend.IsDeviceName(Device))
+            throw new ArgumentOutOfRangeException(nameof(Device), Device, "The device must be cpu, cuda, cuda:N or auto.");
         if (string.IsNullOrWhiteSpace(GeneratedImageColumnName) || string.IsNullOrWhiteSpace(GeneratedPixelsColumnName) ||
             GeneratedImageColumnName == GeneratedPixelsColumnName)
             throw new ArgumentException(
                 $"The generated image and pixel column names must be two different non-empty names; got '{GeneratedImageColumnName}' and '{GeneratedPixelsColumnName}'.");
         return this;
     }
+
+    /// <summary>The most sampler steps a model may ask for.</summary>
+    public const int MaxSamplingSteps = 10_000;
+    /// <summary>The largest generation batch.</summary>
+    public const int MaxBatchSize = 65_536;
 }

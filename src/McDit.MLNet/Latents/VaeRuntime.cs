@@ -31,7 +31,9 @@ static class VaeRuntime
         using var content = SafeTensors.Load(bytes, source);
         if (!content.Metadata.TryGetValue(AutoencoderKL.ConfigMetadataKey, out var json))
             throw new InvalidDataException($"{source}: the VAE weights carry no '{AutoencoderKL.ConfigMetadataKey}' metadata entry (the AutoencoderKL config).");
-        var vae = new AutoencoderKL(AutoencoderKLConfig.FromJson(json, source));
+        var config = AutoencoderKLConfig.FromJson(json, source);
+        config.CheckWeightsSize(content.Tensors.Values.Sum(t => t.numel()), source);
+        var vae = new AutoencoderKL(config);
         try
         {
             vae.LoadWeights(content.Tensors, source);

@@ -158,11 +158,19 @@ public sealed partial class McDitTrainer
         public int CheckpointInterval;
 
         /// <summary>
-        /// Continue from the latest checkpoint in <see cref="CheckpointFolder"/>: weights, optimizer, EMA, branches,
+        /// Continue from the newest intact checkpoint in <see cref="CheckpointFolder"/>: weights, optimizer, EMA, branches,
         /// random state and data position are restored, so the result equals an uninterrupted run on the same data.
-        /// Without a checkpoint there, training starts fresh.
+        /// Damaged checkpoints (files that fail their manifest, out-of-range values, wrong tensors) are reported through
+        /// <see cref="DamagedCheckpointCallback"/> and the trainer's log, and passed over. Without any checkpoint there,
+        /// training starts fresh; when every checkpoint there is damaged, <c>Fit</c> throws <see cref="InvalidDataException"/>.
         /// </summary>
         public bool ResumeFromCheckpoint;
+
+        /// <summary>Called when resuming passes over a damaged checkpoint (its folder and what is wrong), before an older one is tried.</summary>
+        public Action<CheckpointSeries.Damaged>? DamagedCheckpointCallback;
+
+        /// <summary>Called once when training resumes from a checkpoint (its folder and step), before the first step.</summary>
+        public Action<string, long>? ResumeCallback;
 
         /// <summary>Called after every optimizer step (on the training thread; in a data-parallel job on rank 0 only), e.g. for progress displays, metric logs or sample grids.</summary>
         public Action<McDitTrainingStep>? StepCallback;

@@ -145,6 +145,10 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
                 $"Image column '{o.ImageColumnName}' holds {(plan.Shape.IsImage ? "MLImages" : $"{plan.Shape.Channels}-channel vectors")}, but with a latent " +
                 $"decoder it must hold the VAE's latents, float vectors [{decoder.Config.LatentChannels}, h, w] (EncodeLatents with the VAE, or a latent cache).");
         long seed = o.Seed ?? ((IHostEnvironmentInternal)_host).Seed ?? 0;
+        if ((long)o.BatchSize * plan.Shape.Size > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(o.BatchSize), o.BatchSize,
+                $"McDitTrainer option BatchSize = {o.BatchSize} is too large for {plan.Shape.Channels}×{plan.Shape.Height}×{plan.Shape.Width} images: " +
+                $"a batch must hold at most {Array.MaxLength:N0} values ({Array.MaxLength / plan.Shape.Size:N0} images).");
 
         using var ch = _host.Start("Training");
         using var pch = _host.StartProgressChannel("McDit diffusion transformer training");
@@ -176,15 +180,37 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         });
 
         var checkpoints = o.CheckpointFolder is null ? null : new CheckpointSeries(o.CheckpointFolder);
-        var resumeFrom = o.ResumeFromCheckpoint ? checkpoints!.Latest : null;
-        using var trainer = resumeFrom is null
-            ? new DiffusionTrainer(backbone, BuildTrainerOptions(o, seed))
-            : ResumeTrainer(resumeFrom, backbone, o, ch);
+        // Steps that get a checkpoint in an uninterrupted run; those written on cancellation are pruned once superseded.
+        Func<long, bool> regular = s => o.CheckpointInterval > 0 && s % o.CheckpointInterval == 0;
+        DiffusionTrainer? resumed = null;
+        string? resumeFrom = null;
+        if (o.ResumeFromCheckpoint)
+        {
+            var damaged = new List<CheckpointSeries.Damaged>();
+            // Only the writer of the series (rank 0 of a data-parallel job) repairs it; every rank resumes from what it finds.
+            bool writer = o.Distributed.ResolveWorld().Rank == 0;
+            (resumed, resumeFrom) = checkpoints!.ResumeLatest(folder => ResumeTrainer(folder, backbone, o, ch), d =>
+            {
+                damaged.Add(d);
+                ch.Warning($"McDit: skipping damaged checkpoint {d.Folder}: {d.Problem}");
+                o.DamagedCheckpointCallback?.Invoke(d);
+            }, recover: writer);
+            if (resumed is null && damaged.Count > 0)
+                throw new InvalidDataException(
+                    $"Every checkpoint in '{checkpoints.Folder}' is damaged ({damaged.Count}; the newest: {damaged[0].Problem}); nothing to resume from. " +
+                    "Restore a checkpoint from a backup, or train into a new CheckpointFolder.");
+        }
+        using var trainer = resumed ?? new DiffusionTrainer(backbone, BuildTrainerOptions(o, seed));
         var state = trainer.State;
         step = state.Step;
         using var group = ProcessGroups.Create(o.Distributed, trainer.Device);
         int rank = group?.Rank ?? 0, worldSize = group?.WorldSize ?? 1;
         bool isMain = rank == 0; // writes checkpoints and runs the step callback
+        if (step > totalSteps)
+            throw new ArgumentOutOfRangeException(nameof(o.NumberOfSteps), o.NumberOfSteps,
+                $"The checkpoint {resumeFrom} is at step {step}, past the {totalSteps} steps asked for (NumberOfSteps + UnmaskTuningSteps); ask for at least {step}.");
+        long firstStep = step;
+        if (resumeFrom is not null && isMain) o.ResumeCallback?.Invoke(resumeFrom, step);
         ch.Info($"McDit: training {trainer.Config.Depth}×{trainer.Config.HiddenSize} {trainer.CurrentMethod.Method} " +
             $"({trainer.Model.ParameterCount(trainableOnly: true):N0} trainable parameters) on {trainer.Device} for {totalSteps} steps, batch {o.BatchSize}" +
             (group is null ? "" : $" over {worldSize} ranks ({group.Backend}; this is rank {rank})") +
@@ -202,6 +228,7 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
             else
                 source = new RowShufflingTransformer(_host, input, o.ShufflePoolSize, poolOnly: true, forceShuffle: true);
         }
+        loss = state.LastLoss; // a resumed run that takes no step reports the checkpoint's loss
         var buffer = new float[o.BatchSize * plan.Shape.Size];
         var labels = new long[o.BatchSize];
         var clock = Stopwatch.StartNew();
@@ -260,7 +287,7 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
                         lossCount = 0;
                     }
                     if (isMain && checkpoints is not null && o.CheckpointInterval > 0 && step % o.CheckpointInterval == 0 && step < totalSteps)
-                        checkpoints.Save(trainer);
+                        checkpoints.Save(trainer, regular);
                 }
                 if (rowsThisEpoch == 0)
                 {
@@ -279,9 +306,10 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         }
         catch (OperationCanceledException) when (checkpoints is not null)
         {
-            if (isMain)
+            // Cancelled before the first step of a resumed run: the checkpoint it resumed from already holds this state.
+            if (isMain && (step > firstStep || resumeFrom is null))
             {
-                var saved = checkpoints.Save(trainer);
+                var saved = checkpoints.Save(trainer, regular);
                 ch.Info($"McDit: cancelled at step {step}; checkpoint written to {saved}.");
             }
             throw;
@@ -292,7 +320,8 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
             group.Abort($"training failed at step {step}: {e.GetType().Name}: {e.Message}");
             throw;
         }
-        if (isMain && checkpoints is not null) checkpoints.Save(trainer);
+        // A resumed run that had nothing left to do leaves its checkpoints as they are.
+        if (isMain && checkpoints is not null && step > firstStep) checkpoints.Save(trainer, regular);
         pch.Checkpoint(loss, step);
 
         var settings = new McDitModelSettings
@@ -347,14 +376,19 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
     /// <summary>Loads the trainer of a checkpoint, checking that it was made for this data and these options.</summary>
     static DiffusionTrainer ResumeTrainer(string folder, DiffusionTransformerConfig backbone, Options o, IChannel ch)
     {
-        var saved = Checkpoint.ReadConfig(folder);
+        // Loading checks the checkpoint itself (a damaged one is passed over); the shape check is about the caller's options.
+        var trainer = Checkpoint.Load(folder, o.Device);
         var expected = (o.MethodOptions ?? MethodOptions.For(o.Method)).ConfigureModel(backbone);
-        if (saved.Model != expected)
+        if (trainer.Config != expected)
+        {
+            var saved = trainer.Config;
+            trainer.Dispose();
             throw new InvalidOperationException(
-                $"The checkpoint in '{folder}' holds a model of shape {saved.Model}, but these options and data make {expected}. " +
+                $"The checkpoint in '{folder}' holds a model of shape {saved}, but these options and data make {expected}. " +
                 "Resume with the options and data the run started with, or train into a new CheckpointFolder.");
-        if (saved.Training.Method != (o.MethodOptions ?? MethodOptions.For(o.Method)))
-            ch.Warning($"McDit: resuming with the method options stored in the checkpoint ({saved.Training.Method.Method}); the options given differ.");
-        return Checkpoint.Load(folder, o.Device);
+        }
+        if (trainer.Options.Method != (o.MethodOptions ?? MethodOptions.For(o.Method)))
+            ch.Warning($"McDit: resuming with the method options stored in the checkpoint ({trainer.Options.Method.Method}); the options given differ.");
+        return trainer;
     }
 }

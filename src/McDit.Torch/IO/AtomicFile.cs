@@ -20,8 +20,37 @@ public static class AtomicFile
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty or names a folder.</exception>
     public static void Write(string path, Action<Stream> write)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
         ArgumentNullException.ThrowIfNull(write);
+        Replace(path, temp =>
+        {
+            using var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+            write(stream);
+            stream.Flush(flushToDisk: true);
+        });
+    }
+
+    /// <summary>
+    /// Like <see cref="Write"/> for writers that want a file path rather than a stream (for example a library that
+    /// saves to a path, with a fix-up afterwards): <paramref name="write"/> creates and completes the temporary file at
+    /// the path it is given, which then replaces <paramref name="path"/> with a single rename.
+    /// </summary>
+    /// <param name="path">The file to create or replace.</param>
+    /// <param name="write">Writes the complete content to the (not yet existing) temporary path it is given.</param>
+    public static void WriteVia(string path, Action<string> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        Replace(path, temp =>
+        {
+            write(temp);
+            using var stream = new FileStream(temp, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            stream.Flush(flushToDisk: true);
+        });
+    }
+
+    /// <summary>Runs <paramref name="write"/> on a hidden temporary path beside <paramref name="path"/>, then renames it into place.</summary>
+    static void Replace(string path, Action<string> write)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
         var full = Path.GetFullPath(path);
         var name = Path.GetFileName(full);
         if (name.Length == 0)
@@ -34,11 +63,7 @@ public static class AtomicFile
         var temp = Path.Combine(directory, $".{stem}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
+            write(temp);
             File.Move(temp, full, overwrite: true);
         }
         catch

@@ -4,41 +4,42 @@ namespace McDit.Torch.Models;
 
 /// <summary>
 /// Shape of a (masked) diffusion transformer: the DiT encoder, the optional MaskDiT decoder and the optional
-/// MC-DiT inputs. Serialised as JSON beside the weights (config.json), like DiT and diffusers.
+/// MC-DiT inputs. Serialised as JSON beside the weights (config.json), like DiT and diffusers; reading one requires every
+/// field, so a truncated config is an error rather than a silent default.
 /// </summary>
 public sealed record DiffusionTransformerConfig
 {
     /// <summary>Input height and width (square inputs), e.g. 32 for 32×32 latents or padded 28×28 images.</summary>
-    public int InputSize { get; init; } = 32;
+    [JsonRequired] public int InputSize { get; init; } = 32;
     /// <summary>Input channels (1 for grey images, 3 for RGB, 4 for SD-VAE latents).</summary>
-    public int InChannels { get; init; } = 4;
+    [JsonRequired] public int InChannels { get; init; } = 4;
     /// <summary>Patch size p (2, 4 or 8 in the DiT presets).</summary>
-    public int PatchSize { get; init; } = 2;
+    [JsonRequired] public int PatchSize { get; init; } = 2;
     /// <summary>Encoder width D.</summary>
-    public int HiddenSize { get; init; } = 384;
+    [JsonRequired] public int HiddenSize { get; init; } = 384;
     /// <summary>Number of encoder blocks.</summary>
-    public int Depth { get; init; } = 12;
+    [JsonRequired] public int Depth { get; init; } = 12;
     /// <summary>Attention heads of the encoder.</summary>
-    public int NumHeads { get; init; } = 6;
+    [JsonRequired] public int NumHeads { get; init; } = 6;
     /// <summary>MLP width as a multiple of the model width.</summary>
-    public double MlpRatio { get; init; } = 4.0;
+    [JsonRequired] public double MlpRatio { get; init; } = 4.0;
     /// <summary>Number of classes C; 0 makes an unconditional model (no label embedding).</summary>
-    public int NumClasses { get; init; } = 10;
+    [JsonRequired] public int NumClasses { get; init; } = 10;
     /// <summary>DiT's learned variance: 2·C output channels (only the first C are used by EDM).</summary>
-    public bool LearnSigma { get; init; }
+    [JsonRequired] public bool LearnSigma { get; init; }
 
     /// <summary>Decoder blocks; 0 means no decoder (plain DiT).</summary>
-    public int DecoderDepth { get; init; }
+    [JsonRequired] public int DecoderDepth { get; init; }
     /// <summary>Decoder width.</summary>
-    public int DecoderHiddenSize { get; init; }
+    [JsonRequired] public int DecoderHiddenSize { get; init; }
     /// <summary>Decoder attention heads.</summary>
-    public int DecoderNumHeads { get; init; }
+    [JsonRequired] public int DecoderNumHeads { get; init; }
     /// <summary>A learned [MASK] token at masked positions of the decoder input (MaskDiT, MC-DiT branches).</summary>
-    public bool UseMaskToken { get; init; }
+    [JsonRequired] public bool UseMaskToken { get; init; }
     /// <summary>MC-DiT: a patch embedding that brings clean tokens into the decoder at masked positions.</summary>
-    public bool CleanDecoderInput { get; init; }
+    [JsonRequired] public bool CleanDecoderInput { get; init; }
     /// <summary>MC-DiT with clean tokens into the encoder: a learned clean/noisy type embedding.</summary>
-    public bool CleanEncoderInput { get; init; }
+    [JsonRequired] public bool CleanEncoderInput { get; init; }
 
     /// <summary>Output channels: C, or 2·C with learned variance.</summary>
     [JsonIgnore] public int OutChannels => LearnSigma ? 2 * InChannels : InChannels;
@@ -57,6 +58,7 @@ public sealed record DiffusionTransformerConfig
             ModelSize.B => (12, 768, 12),
             ModelSize.L => (24, 1024, 16),
             ModelSize.XL => (28, 1152, 16),
+            ModelSize.Micro => (2, 64, 4),
             _ => throw new ArgumentOutOfRangeException(nameof(size), size, "Unknown model size."),
         };
         return new DiffusionTransformerConfig
@@ -81,12 +83,13 @@ public sealed record DiffusionTransformerConfig
 
     /// <summary>
     /// The decoder this project uses with an encoder of a given size: MaskDiT's 8 blocks × 512 × 16 heads for
-    /// B, L and XL; 4 × 256 × 8 for S; 2 × 128 × 4 for Tiny (both recorded in docs/method-choices.md).
+    /// B, L and XL; 4 × 256 × 8 for S; 2 × 128 × 4 for Tiny; 1 × 64 × 4 for Micro (recorded in docs/method-choices.md).
     /// </summary>
     public DiffusionTransformerConfig WithDefaultDecoder()
     {
         var (depth, width, heads) = HiddenSize switch
         {
+            <= 64 => (1, 64, 4),
             <= 192 => (2, 128, 4),
             <= 384 => (4, 256, 8),
             _ => (8, 512, 16),
@@ -94,28 +97,94 @@ public sealed record DiffusionTransformerConfig
         return this with { DecoderDepth = depth, DecoderHiddenSize = width, DecoderNumHeads = heads };
     }
 
-    /// <summary>Checks that the shape is consistent and returns it; throws with the offending field otherwise.</summary>
+    /// <summary>
+    /// Checks that the shape is consistent and within <see cref="ModelLimits"/>, and returns it; throws
+    /// <see cref="ArgumentException"/> naming the offending field otherwise. Call it (or <see cref="Validated(string)"/>)
+    /// before building a network from a config that came from a file: the bounds keep a damaged or hostile config from
+    /// allocating more than <see cref="ModelLimits.MaxParameters"/> parameters.
+    /// </summary>
     public DiffusionTransformerConfig Validated()
     {
         static void Require(bool ok, string field, object value, string expected)
         {
             if (!ok) throw new ArgumentException($"Model config {field} = {value} is invalid: expected {expected}.", field);
         }
-        Require(InChannels > 0, nameof(InChannels), InChannels, "a positive channel count");
-        Require(PatchSize > 0, nameof(PatchSize), PatchSize, "a positive patch size");
-        Require(InputSize > 0 && InputSize % PatchSize == 0, nameof(InputSize), InputSize, $"a positive multiple of the patch size {PatchSize}");
-        Require(HiddenSize > 0 && HiddenSize % 4 == 0, nameof(HiddenSize), HiddenSize, "a positive multiple of 4");
+        Require(InChannels > 0 && InChannels <= ModelLimits.MaxChannels, nameof(InChannels), InChannels, $"a channel count in 1..{ModelLimits.MaxChannels}");
+        Require(PatchSize > 0 && PatchSize <= ModelLimits.MaxPatchSize, nameof(PatchSize), PatchSize, $"a patch size in 1..{ModelLimits.MaxPatchSize}");
+        Require(InputSize > 0 && InputSize <= ModelLimits.MaxInputSize && InputSize % PatchSize == 0, nameof(InputSize), InputSize,
+            $"a multiple of the patch size {PatchSize} in 1..{ModelLimits.MaxInputSize}");
+        Require(NumPatches <= ModelLimits.MaxTokens, nameof(InputSize), InputSize, $"at most {ModelLimits.MaxTokens} tokens ((InputSize / PatchSize)²; patch size {PatchSize})");
+        Require(HiddenSize > 0 && HiddenSize % 4 == 0 && HiddenSize <= ModelLimits.MaxWidth, nameof(HiddenSize), HiddenSize, $"a positive multiple of 4 up to {ModelLimits.MaxWidth}");
         Require(NumHeads > 0 && HiddenSize % NumHeads == 0, nameof(NumHeads), NumHeads, $"a divisor of the width {HiddenSize}");
-        Require(Depth >= 0, nameof(Depth), Depth, "≥ 0");
-        Require(NumClasses >= 0, nameof(NumClasses), NumClasses, "≥ 0 (0 = unconditional)");
-        Require(MlpRatio > 0, nameof(MlpRatio), MlpRatio, "> 0");
+        Require(Depth >= 0 && Depth <= ModelLimits.MaxDepth, nameof(Depth), Depth, $"a block count in 0..{ModelLimits.MaxDepth}");
+        Require(NumClasses >= 0 && NumClasses <= ModelLimits.MaxClasses, nameof(NumClasses), NumClasses, $"a class count in 0..{ModelLimits.MaxClasses} (0 = unconditional)");
+        Require(double.IsFinite(MlpRatio) && MlpRatio > 0 && MlpRatio <= ModelLimits.MaxMlpRatio, nameof(MlpRatio), MlpRatio, $"a ratio in (0, {ModelLimits.MaxMlpRatio}]");
+        Require((int)(HiddenSize * MlpRatio) >= 1, nameof(MlpRatio), MlpRatio, $"at least one MLP unit for the width {HiddenSize}");
+        Require(DecoderDepth >= 0 && DecoderDepth <= ModelLimits.MaxDepth, nameof(DecoderDepth), DecoderDepth, $"a block count in 0..{ModelLimits.MaxDepth} (0 = no decoder)");
         if (HasDecoder)
         {
-            Require(DecoderHiddenSize > 0 && DecoderHiddenSize % 4 == 0, nameof(DecoderHiddenSize), DecoderHiddenSize, "a positive multiple of 4");
+            Require(DecoderHiddenSize > 0 && DecoderHiddenSize % 4 == 0 && DecoderHiddenSize <= ModelLimits.MaxWidth, nameof(DecoderHiddenSize), DecoderHiddenSize,
+                $"a positive multiple of 4 up to {ModelLimits.MaxWidth}");
             Require(DecoderNumHeads > 0 && DecoderHiddenSize % DecoderNumHeads == 0, nameof(DecoderNumHeads), DecoderNumHeads, $"a divisor of the decoder width {DecoderHiddenSize}");
+            Require((int)(DecoderHiddenSize * MlpRatio) >= 1, nameof(MlpRatio), MlpRatio, $"at least one MLP unit for the decoder width {DecoderHiddenSize}");
         }
         Require(!CleanDecoderInput || HasDecoder, nameof(CleanDecoderInput), CleanDecoderInput, "a decoder (DecoderDepth > 0)");
         Require(!UseMaskToken || HasDecoder, nameof(UseMaskToken), UseMaskToken, "a decoder (DecoderDepth > 0)");
+        long count = StateElementCount();
+        Require(count <= ModelLimits.MaxParameters, "size", $"{count:N0} parameters", $"at most {ModelLimits.MaxParameters:N0} (lower Depth, HiddenSize, MlpRatio or the decoder)");
         return this;
+    }
+
+    /// <summary>
+    /// Like <see cref="Validated()"/> for a config read from <paramref name="source"/> (a file, a zip entry): a bad value is
+    /// an <see cref="InvalidDataException"/> that names the source.
+    /// </summary>
+    public DiffusionTransformerConfig Validated(string source)
+    {
+        try { return Validated(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
+    }
+
+    /// <summary>
+    /// Number of elements of the network's state dict (trainable parameters and the fixed position tables), computed from
+    /// the shape alone, without building the network: a loader compares it with the size of a weights file before it
+    /// allocates anything. Assumes the field ranges of <see cref="Validated()"/> (huge values saturate at <see cref="long.MaxValue"/>).
+    /// </summary>
+    public long StateElementCount()
+    {
+        try
+        {
+            checked
+            {
+                long d = HiddenSize, tokens = (long)(InputSize / Math.Max(PatchSize, 1)) * (InputSize / Math.Max(PatchSize, 1));
+                long outFeatures = (long)PatchSize * PatchSize * OutChannels;
+                long Linear(long input, long output) => input * output + output;
+                long Block(long width, long condition)
+                {
+                    long mlp = (int)(width * MlpRatio); // as DiTBlock rounds it
+                    return Linear(width, 3 * width) + Linear(width, width)                     // attn.qkv, attn.proj
+                        + Linear(width, mlp) + Linear(mlp, width)                              // mlp.fc1, mlp.fc2
+                        + Linear(condition, 6 * width);                                        // adaLN_modulation.1
+                }
+                long FinalLayer(long width, long condition, long output) => Linear(width, output) + Linear(condition, 2 * width);
+                long PatchEmbed(long width) => width * InChannels * PatchSize * PatchSize + width;
+
+                long n = PatchEmbed(d) + tokens * d                                            // x_embedder, pos_embed
+                    + Linear(256, d) + Linear(d, d)                                            // t_embedder.mlp.0, .2
+                    + (NumClasses > 0 ? (NumClasses + 1L) * d : 0)                             // y_embedder (with the null label)
+                    + Depth * Block(d, d);
+                if (HasDecoder)
+                {
+                    long dd = DecoderHiddenSize;
+                    n += FinalLayer(d, d, dd) + DecoderDepth * Block(dd, d) + tokens * dd     // decoder_layer, decoder_blocks, decoder_pos_embed
+                        + FinalLayer(dd, d, outFeatures)
+                        + (UseMaskToken ? dd : 0) + (CleanDecoderInput ? PatchEmbed(dd) : 0);
+                }
+                else n += FinalLayer(d, d, outFeatures);
+                if (CleanEncoderInput) n += 2 * d;                                             // type_embed
+                return n;
+            }
+        }
+        catch (OverflowException) { return long.MaxValue; }
     }
 }

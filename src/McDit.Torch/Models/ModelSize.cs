@@ -13,4 +13,6 @@ public enum ModelSize
     L,
     /// <summary>depth 28, width 1152, 16 heads.</summary>
     XL,
+    /// <summary>depth 2, width 64, 4 heads: for smoke tests and CI, seconds on a CPU (our addition; not for real images).</summary>
+    Micro,
 }

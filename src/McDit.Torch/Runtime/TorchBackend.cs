@@ -97,6 +97,17 @@ public static class TorchBackend
     }
 
     /// <summary>
+    /// True when <paramref name="name"/> is spelled like a device name (cpu, cuda, cuda:N, auto; case-insensitive; null
+    /// or empty means auto), whether or not that device exists here. Loads nothing.
+    /// </summary>
+    public static bool IsDeviceName(string? name)
+    {
+        var n = string.IsNullOrWhiteSpace(name) ? "auto" : name.Trim().ToLowerInvariant();
+        return n is "cpu" or "auto" or "cuda"
+            || (n.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(n.AsSpan(5), System.Globalization.NumberStyles.None, null, out _));
+    }
+
+    /// <summary>
     /// Resolves a device name: <c>cpu</c>, <c>cuda</c>, <c>cuda:N</c> or <c>auto</c> (CUDA when available,
     /// else CPU). Asking for CUDA where none is available throws an error that says how to get it.
     /// </summary>

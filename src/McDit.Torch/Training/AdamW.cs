@@ -40,11 +40,15 @@ public sealed class AdamW : IDisposable
     /// <summary>The float32 master weights by name (the model's own parameters when it is float32).</summary>
     public IReadOnlyDictionary<string, Tensor> MasterWeights => _slots.ToDictionary(s => s.Name, s => s.Master);
 
-    /// <summary>Clears the gradients.</summary>
+    /// <summary>
+    /// Clears the gradients (PyTorch's <c>zero_grad(set_to_none=True)</c>): every parameter's gradient becomes none, so a
+    /// parameter the next backward pass does not reach has no gradient and <see cref="Step"/> leaves it and its moments as
+    /// they are. (Zeroed gradients would keep moving it by momentum, and a resumed run, whose gradients start as none,
+    /// would then differ from an uninterrupted one.)
+    /// </summary>
     public void ZeroGrad()
     {
-        using var scope = NewDisposeScope(); // each .grad access makes a managed wrapper
-        foreach (var s in _slots) s.Param.grad?.zero_();
+        foreach (var s in _slots) s.Param.grad = null;
     }
 
     /// <summary>Scales gradients so that their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
@@ -63,7 +67,7 @@ public sealed class AdamW : IDisposable
         return norm;
     }
 
-    /// <summary>One AdamW update of every parameter that has a gradient.</summary>
+    /// <summary>One AdamW update of every parameter that has a gradient; parameters without one (none since <see cref="ZeroGrad"/>) do not move and their moments do not change.</summary>
     public void Step()
     {
         StepCount++;

@@ -68,16 +68,21 @@ public sealed record MethodOptions
         {
             if (!ok) throw new ArgumentException($"Training option {name} = {value} is invalid: expected {expected}.", name);
         }
+        Require(Enum.IsDefined(Method), nameof(Method), Method, "DiT, MaskDiT or McDiT");
+        Require(Enum.IsDefined(CleanInto), nameof(CleanInto), CleanInto, "Decoder or Encoder");
+        Require(Enum.IsDefined(ReconstructionTarget), nameof(ReconstructionTarget), ReconstructionTarget, "CleanOnly, AllClean or CleanAndNoisy");
+        Require(Enum.IsDefined(BranchScope), nameof(BranchScope), BranchScope, "Decoder or DecoderAndEncoder");
         Require(MaskRatio >= 0 && MaskRatio < 1, nameof(MaskRatio), MaskRatio, "a value in [0, 1)");
         Require(Method != TrainingMethod.DiT || MaskRatio == 0, nameof(MaskRatio), MaskRatio, "0 for DiT (it has no decoder to fill masked tokens)");
-        Require(MaeLossWeight >= 0, nameof(MaeLossWeight), MaeLossWeight, "≥ 0");
+        Require(MaeLossWeight >= 0 && double.IsFinite(MaeLossWeight), nameof(MaeLossWeight), MaeLossWeight, "a finite value ≥ 0");
         Require(LabelDropout >= 0 && LabelDropout <= 1, nameof(LabelDropout), LabelDropout, "a probability in [0, 1]");
         Require(BranchEmaDecay >= 0 && BranchEmaDecay <= 1, nameof(BranchEmaDecay), BranchEmaDecay, "a value in [0, 1]");
-        Require(NoisyBranchWeight >= 0, nameof(NoisyBranchWeight), NoisyBranchWeight, "≥ 0");
-        Require(CleanBranchWeight >= 0, nameof(CleanBranchWeight), CleanBranchWeight, "≥ 0");
-        Require(PStd > 0, nameof(PStd), PStd, "> 0");
-        Require(SigmaData > 0, nameof(SigmaData), SigmaData, "> 0");
-        Require(CleanSigma > 0, nameof(CleanSigma), CleanSigma, "> 0");
+        Require(NoisyBranchWeight >= 0 && double.IsFinite(NoisyBranchWeight), nameof(NoisyBranchWeight), NoisyBranchWeight, "a finite value ≥ 0");
+        Require(CleanBranchWeight >= 0 && double.IsFinite(CleanBranchWeight), nameof(CleanBranchWeight), CleanBranchWeight, "a finite value ≥ 0");
+        Require(double.IsFinite(PMean) && Math.Abs(PMean) <= 20, nameof(PMean), PMean, "a finite value in [-20, 20] (ln σ)");
+        Require(PStd > 0 && PStd <= 20, nameof(PStd), PStd, "a value in (0, 20]");
+        Require(SigmaData > 0 && double.IsFinite(SigmaData), nameof(SigmaData), SigmaData, "a finite value > 0");
+        Require(CleanSigma > 0 && double.IsFinite(CleanSigma), nameof(CleanSigma), CleanSigma, "a finite value > 0");
         return this;
     }
 

@@ -4,7 +4,7 @@ namespace McDit.Torch.Training;
 public sealed record TrainerOptions
 {
     /// <summary>The training method and its switches.</summary>
-    public MethodOptions Method { get; init; } = MethodOptions.For(TrainingMethod.McDiT);
+    [System.Text.Json.Serialization.JsonRequired] public MethodOptions Method { get; init; } = MethodOptions.For(TrainingMethod.McDiT);
     /// <summary>AdamW learning rate (MaskDiT: 1e-4; up to 3e-4 for tiny models). Halved for unmasking tuning.</summary>
     public double LearningRate { get; init; } = 1e-4;
     /// <summary>AdamW decoupled weight decay.</summary>
@@ -31,13 +31,15 @@ public sealed record TrainerOptions
         {
             if (!ok) throw new ArgumentException($"Training option {name} = {value} is invalid: expected {expected}.", name);
         }
+        Require(Method is not null, nameof(Method), "null", "the method's options");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "a positive number");
-        Require(WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "≥ 0");
+        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "a finite value ≥ 0");
         Require(Beta1 >= 0 && Beta1 < 1, nameof(Beta1), Beta1, "a value in [0, 1)");
         Require(Beta2 >= 0 && Beta2 < 1, nameof(Beta2), Beta2, "a value in [0, 1)");
         Require(EmaDecay >= 0 && EmaDecay <= 1, nameof(EmaDecay), EmaDecay, "a value in [0, 1]");
-        Require(GradClipNorm >= 0, nameof(GradClipNorm), GradClipNorm, "≥ 0 (0 = no clipping)");
-        Method.Validated();
+        Require(GradClipNorm >= 0 && double.IsFinite(GradClipNorm), nameof(GradClipNorm), GradClipNorm, "a finite value ≥ 0 (0 = no clipping)");
+        Require(Enum.IsDefined(Precision), nameof(Precision), Precision, "Float32 or BFloat16");
+        Method!.Validated();
         return this;
     }
 }

@@ -175,6 +175,7 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
                     $"(e.g. {nameof(AutoencoderKLConfig)}.{nameof(AutoencoderKLConfig.StableDiffusion)}).", configPath);
         }
 
+        config.Validated(weightsPath).CheckWeightsSize(content.Tensors.Values.Sum(t => t.numel()), weightsPath);
         var model = new AutoencoderKL(config);
         try
         {
@@ -242,6 +243,10 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         foreach (var (name, target) in expected)
         {
             var value = found[name].Tensor;
+            // Half-precision diffusers weights convert to float32; integer or non-finite ones are damage, not weights.
+            if (!value.is_floating_point())
+                throw new InvalidDataException($"{source}: tensor '{found[name].Stored}' is {value.dtype}; VAE weights are floating point.");
+            McDit.Torch.IO.TensorChecks.CheckFinite(value, found[name].Stored, source);
             if (!value.shape.SequenceEqual(target.shape))
             {
                 using var reshaped = value.reshape(target.shape);

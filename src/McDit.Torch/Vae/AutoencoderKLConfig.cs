@@ -122,6 +122,39 @@ public sealed record AutoencoderKLConfig
         return result.ToJsonString(JsonOptions);
     }
 
+    /// <summary>
+    /// A lower bound on the VAE's parameter count, from its ResNet convolutions alone (one 3×3 c→c convolution per
+    /// ResNet block: <c>layers_per_block</c> per level in the encoder, one more in the decoder); the true count is about
+    /// three times as large for the SD VAE. Loaders compare it with the weights' size before building the VAE, so a
+    /// damaged config cannot allocate far beyond its file. Saturates at <see cref="long.MaxValue"/>.
+    /// </summary>
+    public long MinimumParameterCount()
+    {
+        try
+        {
+            checked
+            {
+                long n = 0;
+                foreach (var c in BlockOutChannels ?? Array.Empty<int>()) n += 9L * c * c * (2L * LayersPerBlock + 1);
+                return n;
+            }
+        }
+        catch (OverflowException) { return long.MaxValue; }
+    }
+
+    /// <summary>
+    /// Throws unless <paramref name="storedElements"/> (the elements a weights file holds) could be this VAE's weights,
+    /// checked before building it (see <see cref="MinimumParameterCount"/>).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The weights are far smaller than the config implies.</exception>
+    public void CheckWeightsSize(long storedElements, string source)
+    {
+        long minimum = MinimumParameterCount();
+        if (storedElements < minimum)
+            throw new InvalidDataException(
+                $"{source} holds {storedElements:N0} elements; its VAE config implies at least {minimum:N0}. The config or the weights are damaged.");
+    }
+
     /// <summary>Checks that the config describes a VAE this implementation builds; returns it unchanged.</summary>
     /// <param name="source">Names the config in error messages.</param>
     /// <exception cref="InvalidDataException">A field is out of range or unsupported; the message names it and what was expected.</exception>
@@ -133,9 +166,12 @@ public sealed record AutoencoderKLConfig
         if (LatentChannels < 1) Fail("latent_channels", $"must be at least 1, found {LatentChannels}.");
         if (LayersPerBlock < 1) Fail("layers_per_block", $"must be at least 1, found {LayersPerBlock}.");
         if (NormNumGroups < 1) Fail("norm_num_groups", $"must be at least 1, found {NormNumGroups}.");
+        if (InChannels > 64 || OutChannels > 64 || LatentChannels > 64) Fail("in_channels", $"in/out/latent channels must be at most 64, found {InChannels}/{OutChannels}/{LatentChannels}.");
+        if (LayersPerBlock > 16) Fail("layers_per_block", $"must be at most 16, found {LayersPerBlock}.");
         if (BlockOutChannels is null || BlockOutChannels.Count == 0) Fail("block_out_channels", "must list at least one level.");
+        if (BlockOutChannels!.Count > 8) Fail("block_out_channels", $"must list at most 8 levels, found {BlockOutChannels.Count}.");
         foreach (var c in BlockOutChannels!)
-            if (c < 1 || c % NormNumGroups != 0)
+            if (c < 1 || c > 8192 || c % NormNumGroups != 0)
                 Fail("block_out_channels", $"must hold positive multiples of norm_num_groups ({NormNumGroups}), found {c}.");
         if (!string.Equals(ActFn, "silu", StringComparison.OrdinalIgnoreCase) && !string.Equals(ActFn, "swish", StringComparison.OrdinalIgnoreCase))
             Fail("act_fn", $"must be 'silu' (the SD VAE's activation), found '{ActFn}'.");

@@ -81,7 +81,7 @@ public sealed class CheckpointTests : IDisposable
             Checkpoint.Save(trainer, _dir);
         }
         File.Delete(Path.Combine(_dir, "optimizer.safetensors"));
-        var e = Assert.Throws<FileNotFoundException>(() => Checkpoint.Load(_dir));
+        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(_dir));
         Assert.Contains("optimizer.safetensors", e.Message);
         images.Dispose(); labels.Dispose();
     }
