@@ -102,7 +102,8 @@ Check("save-load-generate-from-labels", () =>
     return $"{new FileInfo(zip).Length / 1000} kB zip, 10 images from labels, identical after loading";
 });
 
-// The packages: no file twice (the same name and size in two places), no ResNet-18 copy inside McDit.MLNet, symbols.
+// The packages: no file twice (the same content, by CRC-32 and length, in two places), no ResNet-18 copy inside
+// McDit.MLNet, symbols beside the libraries.
 if (args.Length > 1)
     Check("package-contents", () =>
     {
@@ -112,9 +113,9 @@ if (args.Length > 1)
             using var zip = ZipFile.OpenRead(package);
             var files = zip.Entries.Where(e => e.Length > 0 && !e.FullName.StartsWith("package/", StringComparison.Ordinal)
                 && !e.FullName.StartsWith("_rels/", StringComparison.Ordinal) && e.Name != "[Content_Types].xml").ToList();
-            var twice = files.GroupBy(e => (e.Name, e.Length)).FirstOrDefault(g => g.Count() > 1);
+            var twice = files.GroupBy(e => (e.Crc32, e.Length)).FirstOrDefault(g => g.Count() > 1);
             if (twice is not null)
-                throw new InvalidDataException($"{Path.GetFileName(package)} holds {twice.Key.Name} twice: {string.Join(", ", twice.Select(e => e.FullName))}");
+                throw new InvalidDataException($"{Path.GetFileName(package)} holds the same {twice.Key.Length} bytes twice: {string.Join(", ", twice.Select(e => e.FullName))}");
             var name = Path.GetFileName(package);
             if (name.StartsWith("McDit.MLNet.", StringComparison.Ordinal) && files.Any(e => e.Name.EndsWith(".onnx", StringComparison.Ordinal)))
                 throw new InvalidDataException($"{name} holds ONNX models; they come from Microsoft.ML.DnnImageFeaturizer.ResNet18");
