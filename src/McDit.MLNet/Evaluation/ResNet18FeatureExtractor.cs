@@ -43,8 +43,9 @@ public sealed class ResNet18FeatureExtractor : IFeatureExtractor
     /// <summary>Loads the featurizer.</summary>
     /// <param name="mlContext">The ML.NET context.</param>
     /// <param name="modelDirectory">Folder holding <c>ResNet18Onnx/ResNet18.onnx</c> and
-    /// <c>ResNetPrepOnnx/ResNetPreprocess.onnx</c>; null means <c>DnnImageModels</c> beside the application, where the
-    /// package's build step copies them, or else beside McDit.MLNet.dll (hosts that load it by path, such as notebooks).</param>
+    /// <c>ResNetPrepOnnx/ResNetPreprocess.onnx</c>; null means <c>DnnImageModels</c> beside the application, where
+    /// McDit.MLNet's build step copies them, else beside McDit.MLNet.dll, else (a notebook's <c>#r "nuget: …"</c>, which
+    /// loads McDit.MLNet from the NuGet packages folder) the Microsoft.ML.DnnImageFeaturizer.ResNet18 package folder.</param>
     /// <exception cref="FileNotFoundException">A model file is missing; the message says which and where it comes from.</exception>
     public static ResNet18FeatureExtractor Create(MLContext mlContext, string? modelDirectory = null)
     {
@@ -54,8 +55,9 @@ public sealed class ResNet18FeatureExtractor : IFeatureExtractor
             if (!File.Exists(file))
                 throw new FileNotFoundException(
                     $"ResNet-18 model file '{file}' does not exist. It ships in the NuGet package " +
-                    "Microsoft.ML.DnnImageFeaturizer.ResNet18 (tools/DnnImageModels), whose build step copies it to " +
-                    $"'{ModelFolderName}/' in the output of every project that references the package; pass that folder as the model directory.", file);
+                    $"{ResNet18PackageId} (tools/{ModelFolderName}), which McDit.MLNet depends on; McDit.MLNet's build step copies it to " +
+                    $"'{ModelFolderName}/' in the output of every project that references McDit.MLNet. Restore and build the project " +
+                    "(or set McDitCopyResNet18Models back to true), or pass the folder that holds the models as the model directory.", file);
         var pipeline = mlContext.Transforms.ResizeImages("Resized", InputSize, InputSize, ImageColumn)
             .Append(mlContext.Transforms.ExtractPixels("Pixels", "Resized"))
             .Append(mlContext.Transforms.DnnFeaturizeImage(FeaturesColumn,
@@ -64,15 +66,28 @@ public sealed class ResNet18FeatureExtractor : IFeatureExtractor
         return new ResNet18FeatureExtractor(mlContext, transformer, dir);
     }
 
-    // DnnImageModels beside the application; when a host loads McDit.MLNet by path (a notebook's #r, a plug-in
-    // folder), the application is the host and the models lie beside McDit.MLNet.dll instead.
+    const string ResNet18PackageId = "Microsoft.ML.DnnImageFeaturizer.ResNet18";
+
+    // DnnImageModels beside the application; when a host loads McDit.MLNet by path (a plug-in folder), the application
+    // is the host and the models lie beside McDit.MLNet.dll instead; when it loads it from the NuGet packages folder
+    // (a notebook's #r "nuget: McDit.MLNet"), nothing was copied: the models are in the ResNet-18 package's folder,
+    // <packages>/microsoft.ml.dnnimagefeaturizer.resnet18/<version>/tools/DnnImageModels (only read).
     static string DefaultModelDirectory()
     {
         var besideApp = Path.Combine(AppContext.BaseDirectory, ModelFolderName);
         if (Directory.Exists(besideApp)) return besideApp;
         var own = Path.GetDirectoryName(typeof(ResNet18FeatureExtractor).Assembly.Location);
-        if (!string.IsNullOrEmpty(own) && Directory.Exists(Path.Combine(own, ModelFolderName))) return Path.Combine(own, ModelFolderName);
-        return besideApp;
+        if (string.IsNullOrEmpty(own)) return besideApp;
+        if (Directory.Exists(Path.Combine(own, ModelFolderName))) return Path.Combine(own, ModelFolderName);
+        // <packages>/mcdit.mlnet/<version>/lib/<tfm>/McDit.MLNet.dll
+        var package = Path.Combine(Path.GetFullPath(Path.Combine(own, "..", "..", "..", "..")), ResNet18PackageId.ToLowerInvariant());
+        if (!Directory.Exists(package)) return besideApp;
+        return Directory.GetDirectories(package)
+            .Select(d => (Dir: Path.Combine(d, "tools", ModelFolderName), Version: Version.TryParse(Path.GetFileName(d), out var v) ? v : null))
+            .Where(x => x.Version is not null && Directory.Exists(x.Dir))
+            .OrderByDescending(x => x.Version)
+            .Select(x => x.Dir)
+            .FirstOrDefault() ?? besideApp;
     }
 
     /// <summary>The folder the ONNX models were loaded from.</summary>

@@ -144,7 +144,11 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     public string? SeedColumnName => _settings.SeedColumnName;
     /// <summary>The output column of generated images (MLImage).</summary>
     public string GeneratedImageColumnName => _settings.GeneratedImageColumnName;
-    /// <summary>The output column of generated samples (float vector C·H·W in [−1, 1]).</summary>
+    /// <summary>
+    /// The output column of generated pixels: a float vector [C, H, W] (CHW order) with values in
+    /// [<see cref="InputMinimum"/>, <see cref="InputMaximum"/>], [0, 1] by default (decoded images: always [0, 1]),
+    /// like ExtractPixels with scale 1/255 and McDit's loaders, so it can go to <c>Evaluate</c> as it is.
+    /// </summary>
     public string GeneratedPixelsColumnName => _settings.GeneratedPixelsColumnName;
     /// <summary>Sampler steps N.</summary>
     public int SamplingSteps => _settings.SamplingSteps;

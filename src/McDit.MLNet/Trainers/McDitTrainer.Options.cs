@@ -192,12 +192,17 @@ public sealed partial class McDitTrainer
         /// <summary>The returned model's output column of generated images (ImageDataViewType, MLImage).</summary>
         public string GeneratedImageColumnName = "GeneratedImage";
 
-        /// <summary>The returned model's output column of generated samples (float vector C·H·W in [−1, 1], CHW order).</summary>
+        /// <summary>
+        /// The returned model's output column of generated pixels: a float vector [C, H, W] (CHW order) in the input range
+        /// [<see cref="InputMinimum"/>, <see cref="InputMaximum"/>], [0, 1] by default (decoded latent models: [0, 1]).
+        /// </summary>
         public string GeneratedPixelsColumnName = "GeneratedPixels";
 
         /// <summary>
-        /// An optional integer column of per-row seeds read by the returned model; without it row i uses
-        /// <see cref="GenerationSeed"/> + i.
+        /// An optional whole-number column (Int32, Int64, …; not a key) of per-row seeds read by the returned model; without
+        /// it row i uses <see cref="GenerationSeed"/> + i. A pipeline that ends in this trainer passes its training data
+        /// through the trained model, so the column must be in the training data too (checked before training); to read
+        /// seeds only when generating, leave this null and use <c>model.WithSampling(seedColumnName: …)</c>.
         /// </summary>
         public string? SeedColumnName;
 

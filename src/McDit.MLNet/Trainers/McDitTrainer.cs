@@ -76,6 +76,12 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         Require(!string.IsNullOrWhiteSpace(o.GeneratedImageColumnName) && !string.IsNullOrWhiteSpace(o.GeneratedPixelsColumnName)
             && o.GeneratedImageColumnName != o.GeneratedPixelsColumnName, nameof(o.GeneratedPixelsColumnName), o.GeneratedPixelsColumnName,
             "two different, non-empty output column names");
+        Require(o.SeedColumnName is null || o.SeedColumnName.Trim().Length > 0, nameof(o.SeedColumnName), o.SeedColumnName, "a column name, or null for seeds by row position");
+        // A generated column named like an input the model reads would hide the class or seed the image was made from.
+        foreach (var (option, name) in new[] { (nameof(o.GeneratedImageColumnName), o.GeneratedImageColumnName), (nameof(o.GeneratedPixelsColumnName), o.GeneratedPixelsColumnName) })
+            Require(name != o.LabelColumnName && name != o.SeedColumnName, option, name,
+                $"a name other than the {(name == o.LabelColumnName ? $"label column ('{o.LabelColumnName}')" : $"seed column ('{o.SeedColumnName}')")}, " +
+                "which the generated column would hide");
         if (o.ModelConfig is null) DiffusionTransformerConfig.ParseName(o.Model);
         o.MethodOptions?.Validated();
         BuildTrainerOptions(o, 0).Validated();
@@ -93,8 +99,11 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         Precision = o.Precision,
     };
 
-    /// <summary>The input schema plus the generated image (MLImage) and pixel (float vector) columns.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The image or label column is missing or of the wrong type.</exception>
+    /// <summary>
+    /// The input schema plus the generated image (MLImage) and pixel (float vector) columns. Checks every column the
+    /// trainer and its model read (image, label, seed), so a pipeline fails here, before training, not after it.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The image, label or seed column is missing or of the wrong type.</exception>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         _host.CheckValue(inputSchema, nameof(inputSchema));
@@ -114,12 +123,32 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
             if (l.Kind != SchemaShape.Column.VectorKind.Scalar || !IndexColumn.IsSupported(l.ItemType))
                 throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{label}' is {l.Kind} of {l.ItemType}; expected {IndexColumn.Expected}.");
         }
+        CheckSeedColumn(inputSchema, _options);
         var columns = inputSchema.ToDictionary(c => c.Name);
         columns[_options.GeneratedImageColumnName] = new SchemaShape.Column(_options.GeneratedImageColumnName,
             SchemaShape.Column.VectorKind.Scalar, new ImageDataViewType(), false);
         columns[_options.GeneratedPixelsColumnName] = new SchemaShape.Column(_options.GeneratedPixelsColumnName,
             SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
         return new SchemaShape(columns.Values);
+    }
+
+    /// <summary>
+    /// Checks <see cref="Options.SeedColumnName"/> against the training data: the trained model reads it, and a pipeline
+    /// that ends in this trainer passes its training data through the model as soon as training ends.
+    /// </summary>
+    internal static void CheckSeedColumn(SchemaShape schema, Options o)
+    {
+        if (o.SeedColumnName is not { } seed) return;
+        if (!schema.TryFindColumn(seed, out var column))
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Seed column '{seed}' (McDitTrainer.Options.SeedColumnName) was not found in the training data, which has " +
+                $"{string.Join(", ", schema.Select(c => $"'{c.Name}'").Distinct())}. The trained model reads per-row seeds from it, and a pipeline " +
+                "that ends in this trainer passes the training data through that model, so it must be there (a whole-number column). " +
+                "To read seeds only when generating, leave SeedColumnName null and use model.WithSampling(seedColumnName: ...).");
+        if (column.Kind != SchemaShape.Column.VectorKind.Scalar || column.IsKey || column.ItemType is KeyDataViewType || !IndexColumn.IsSupported(column.ItemType))
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Seed column '{seed}' (McDitTrainer.Options.SeedColumnName) is {column.Kind} of {column.ItemType}{(column.IsKey ? " (a key)" : "")}; " +
+                "expected a whole number (Int32, Int64, …), not a key.");
     }
 
     /// <summary>Trains on <paramref name="input"/> and returns the generator.</summary>

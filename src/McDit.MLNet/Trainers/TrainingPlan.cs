@@ -21,6 +21,7 @@ sealed class TrainingPlan
     public static TrainingPlan Create(DataViewSchema schema, McDitTrainer.Options o)
     {
         var shape = ImageColumnReader.ResolveShape(schema, o.ImageColumnName, o.Channels, o.Height, o.Width);
+        McDitTrainer.CheckSeedColumn(SchemaShape.Create(schema), o);
         int classes = 0;
         string[]? names = null;
         if (o.LabelColumnName is { } labelName)

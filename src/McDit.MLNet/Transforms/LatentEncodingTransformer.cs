@@ -33,6 +33,9 @@ namespace McDit.MLNet.Transforms;
 /// the data again gives the same latents.</para>
 /// <para>Saves and loads with <c>MLContext.Model</c>; the VAE's weights are stored in the model zip
 /// (<c>vae.safetensors</c>, with its config), so a loaded pipeline needs no VAE file.</para>
+/// <para>A data view without the image column passes through unchanged (no latent columns are added), so a saved
+/// training pipeline that encodes its images before the trainer still generates from a view that holds only labels.
+/// The estimator (<see cref="LatentEncodingEstimator"/>) requires the column.</para>
 /// </remarks>
 public sealed class LatentEncodingTransformer : RowToRowTransformerBase
 {
@@ -163,7 +166,7 @@ public sealed class LatentEncodingTransformer : RowToRowTransformerBase
         }
     }
 
-    /// <summary>Builds the row mapper after checking the input column.</summary>
+    /// <summary>Builds the row mapper after checking the input column (no column: a mapper that adds nothing).</summary>
     protected override IRowMapper MakeRowMapper(DataViewSchema schema) => new Mapper(this, schema);
 
     /// <summary>Checks the image column and returns its C, H, W (and the input type).</summary>
@@ -221,12 +224,21 @@ public sealed class LatentEncodingTransformer : RowToRowTransformerBase
         readonly LatentEncodingTransformer _parent;
         readonly VectorDataViewType _inputType;
         readonly int _inputIndex, _c, _h, _w;
+        readonly bool _passThrough;
 
         public Mapper(LatentEncodingTransformer parent, DataViewSchema inputSchema)
             : base(parent.Host.Register(nameof(Mapper)), inputSchema, parent)
         {
             _parent = parent;
-            (_inputType, _c, _h, _w, _inputIndex) = parent.CheckInput(inputSchema);
+            // No image column (a view of labels given to a saved training pipeline): add nothing.
+            _passThrough = inputSchema.GetColumnOrNull(parent.InputColumnName) is null;
+            if (_passThrough)
+            {
+                _inputType = new VectorDataViewType(NumberDataViewType.Single, 1);
+                _inputIndex = -1;
+            }
+            else
+                (_inputType, _c, _h, _w, _inputIndex) = parent.CheckInput(inputSchema);
         }
 
         VectorDataViewType LatentType()
@@ -239,6 +251,7 @@ public sealed class LatentEncodingTransformer : RowToRowTransformerBase
 
         protected override DataViewSchema.DetachedColumn[] GetOutputColumnsCore()
         {
+            if (_passThrough) return Array.Empty<DataViewSchema.DetachedColumn>();
             var type = LatentType();
             var columns = new List<DataViewSchema.DetachedColumn> { new(_parent.OutputColumnName, type) };
             if (_parent.OutputsMoments)
@@ -249,7 +262,7 @@ public sealed class LatentEncodingTransformer : RowToRowTransformerBase
             return columns.ToArray();
         }
 
-        int OutputCount => _parent.OutputsMoments ? 3 : 1;
+        int OutputCount => _passThrough ? 0 : _parent.OutputsMoments ? 3 : 1;
 
         protected override Func<int, bool> GetDependenciesCore(Func<int, bool> activeOutput)
         {

@@ -25,9 +25,13 @@ namespace McDit.MLNet.Transforms;
 /// <see cref="FillValue"/>, for inspection.
 /// </summary>
 /// <remarks>
-/// Each row's mask is drawn from a generator seeded by (<see cref="Seed"/>, the row's position in the input
+/// <para>Each row's mask is drawn from a generator seeded by (<see cref="Seed"/>, the row's position in the input
 /// data view), so rows get different masks and reading the same data again gives the same masks. Create it with
-/// <c>mlContext.McDit().Transforms.MaskPatches(...)</c>; it saves and loads with <c>MLContext.Model</c>.
+/// <c>mlContext.McDit().Transforms.MaskPatches(...)</c>; it saves and loads with <c>MLContext.Model</c>.</para>
+/// <para>A data view without the input column passes through unchanged (no mask columns are added): masking is a
+/// training-time step, so a saved training pipeline that starts with it (MaskPatches, then the trainer) still generates
+/// from a view that holds only labels. A column of that name with the wrong type or size is still an error. The
+/// estimator (<see cref="PatchMaskingEstimator"/>) requires the column.</para>
 /// </remarks>
 public sealed class PatchMaskingTransformer : RowToRowTransformerBase
 {
@@ -133,7 +137,7 @@ public sealed class PatchMaskingTransformer : RowToRowTransformerBase
         ctx.Writer.Write(FillValue);
     }
 
-    /// <summary>Builds the row mapper after checking the input column against the shape.</summary>
+    /// <summary>Builds the row mapper after checking the input column against the shape (no column: a mapper that adds nothing).</summary>
     protected override IRowMapper MakeRowMapper(DataViewSchema schema) => new Mapper(this, schema);
 
     /// <summary>
@@ -179,22 +183,31 @@ public sealed class PatchMaskingTransformer : RowToRowTransformerBase
         readonly int _inputIndex;
         readonly VectorDataViewType _inputType;
 
+        readonly bool _passThrough;
+
         public Mapper(PatchMaskingTransformer parent, DataViewSchema inputSchema)
             : base(parent.Host.Register(nameof(Mapper)), inputSchema, parent)
         {
             _parent = parent;
-            _inputType = PatchMaskingValidation.CheckInputColumn(inputSchema, parent.InputColumnName,
-                parent.Channels, parent.Height, parent.Width, parent.PatchSize, out _inputIndex);
+            // No input column (a view of labels given to a saved training pipeline): add nothing.
+            _passThrough = inputSchema.GetColumnOrNull(parent.InputColumnName) is null;
+            _inputIndex = -1;
+            _inputType = _passThrough ? new VectorDataViewType(NumberDataViewType.Single, parent.Channels, parent.Height, parent.Width)
+                : PatchMaskingValidation.CheckInputColumn(inputSchema, parent.InputColumnName,
+                    parent.Channels, parent.Height, parent.Width, parent.PatchSize, out _inputIndex);
         }
 
-        protected override DataViewSchema.DetachedColumn[] GetOutputColumnsCore() => new[]
-        {
-            new DataViewSchema.DetachedColumn(_parent.MaskColumnName, new VectorDataViewType(NumberDataViewType.Single, _parent.TokenCount)),
-            new DataViewSchema.DetachedColumn(_parent.MaskedColumnName, _inputType),
-        };
+        protected override DataViewSchema.DetachedColumn[] GetOutputColumnsCore() => _passThrough
+            ? Array.Empty<DataViewSchema.DetachedColumn>()
+            : new[]
+            {
+                new DataViewSchema.DetachedColumn(_parent.MaskColumnName, new VectorDataViewType(NumberDataViewType.Single, _parent.TokenCount)),
+                new DataViewSchema.DetachedColumn(_parent.MaskedColumnName, _inputType),
+            };
 
         protected override Func<int, bool> GetDependenciesCore(Func<int, bool> activeOutput)
         {
+            if (_passThrough) return _ => false;
             bool any = activeOutput(0) || activeOutput(1);
             return col => any && col == _inputIndex;
         }
@@ -205,6 +218,7 @@ public sealed class PatchMaskingTransformer : RowToRowTransformerBase
         public override Delegate[] CreateGetters(DataViewRow input, Func<int, bool> activeOutput, out Action disposer)
         {
             disposer = null!;
+            if (_passThrough) return Array.Empty<Delegate>();
             var state = new RowState(_parent);
             var getters = new Delegate[2];
             for (int i = 0; i < getters.Length; i++)

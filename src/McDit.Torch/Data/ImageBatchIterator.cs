@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,7 +29,13 @@ public sealed class ImageBatchIterator : IDisposable
     /// <param name="dropLast">Skip the last batch of an epoch when it is smaller than <paramref name="batchSize"/>.</param>
     /// <param name="device">Device the batches are moved to; null keeps them on the CPU.</param>
     public ImageBatchIterator(LabeledImageSet set, int batchSize, long seed, int padding = 0, bool dropLast = false, Device? device = null)
-        : this(set, batchSize, new Generator((ulong)seed), padding, dropLast, device, ownsGenerator: true) { }
+        : this(set, batchSize, NewGenerator(seed), padding, dropLast, device, ownsGenerator: true) { }
+
+    static Generator NewGenerator(long seed)
+    {
+        TorchBackend.EnsureInitialized();
+        return new Generator((ulong)seed);
+    }
 
     /// <summary>Creates an iterator that draws its permutations from <paramref name="generator"/> (a CPU generator, not disposed here).</summary>
     /// <param name="set">The images to iterate.</param>

@@ -1,4 +1,5 @@
 using System.Collections.ObjectModel;
+using McDit.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -124,6 +125,7 @@ public sealed class LabeledImageSet
                         data[dst + x] = _pixels[src + x] / 127.5f - 1f;
             }
         }
+        TorchBackend.EnsureInitialized();
         return torch.tensor(data, new long[] { indices.Length, Channels, h, w }, dtype: float32);
     }
 
@@ -138,6 +140,7 @@ public sealed class LabeledImageSet
                 throw new ArgumentOutOfRangeException(nameof(indices), index, $"Image index {index} at position {b}: expected 0 to {Count - 1}.");
             data[b] = _labels[index];
         }
+        TorchBackend.EnsureInitialized();
         return torch.tensor(data, new long[] { indices.Length }, dtype: int64);
     }
 
@@ -146,6 +149,7 @@ public sealed class LabeledImageSet
     {
         var data = new long[Count];
         for (int i = 0; i < data.Length; i++) data[i] = _labels[i];
+        TorchBackend.EnsureInitialized();
         return torch.tensor(data, new long[] { Count }, dtype: int64);
     }
 }

@@ -67,9 +67,8 @@ public sealed class InceptionV3 : nn.Module<Tensor, Tensor>
 
     /// <summary>Creates the network with random weights (use <see cref="FromFile"/> for real ones).</summary>
     /// <param name="numClasses">Classifier outputs: 1008 for the FID weights, 1000 for torchvision's.</param>
-    public InceptionV3(int numClasses = 1008) : base(nameof(InceptionV3))
+    public InceptionV3(int numClasses = 1008) : base(TorchBackend.Loaded(nameof(InceptionV3)))
     {
-        TorchBackend.EnsureInitialized();
         ArgumentOutOfRangeException.ThrowIfLessThan(numClasses, 1);
         NumClasses = numClasses;
         Conv2d_1a_3x3 = new BasicConv2d(3, 32, 3, stride: 2);

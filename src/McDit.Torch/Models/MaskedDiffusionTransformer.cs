@@ -1,5 +1,6 @@
 using McDit.Torch.Diffusion;
 using McDit.Torch.Modules;
+using McDit.Torch.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -42,7 +43,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
     FinalLayer IMaskedDecoderWeights.FinalLayer => final_layer;
 
     /// <summary>Creates a model with DiT's initialisation; build it inside <c>Init.Seeded(seed)</c> for reproducible weights.</summary>
-    public MaskedDiffusionTransformer(DiffusionTransformerConfig config) : base(nameof(MaskedDiffusionTransformer))
+    public MaskedDiffusionTransformer(DiffusionTransformerConfig config) : base(TorchBackend.Loaded(nameof(MaskedDiffusionTransformer)))
     {
         Config = config.Validated();
         int grid = config.InputSize / config.PatchSize;

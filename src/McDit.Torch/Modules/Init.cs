@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,6 +16,7 @@ public static class Init
     /// <summary>Draws the initial weights of the modules built on this thread inside the scope from a generator seeded with <paramref name="seed"/>.</summary>
     public static IDisposable Seeded(long seed)
     {
+        TorchBackend.EnsureInitialized();
         var previous = _generator;
         _generator = new Generator(unchecked((ulong)seed), torch.CPU);
         return new Scope(previous);

@@ -26,9 +26,17 @@ public static class TorchBackend
     static bool _initialized;
     static bool _cudaTried;
     static string? _libTorchDir;
+    static string? _nativeLoadReport;
 
     /// <summary>The libtorch folder in use when <c>LIBTORCH_DIR</c> was honoured; otherwise null.</summary>
     public static string? ExternalLibTorchDir { get { EnsureInitialized(); return _libTorchDir; } }
+
+    /// <summary>
+    /// What McDit did before TorchSharp loaded its native library, in words (on Debian 12 / Ubuntu 22.04: loaded a copy
+    /// of <c>libLibTorchSharp.so</c> patched for the system's older libstdc++, from a per-user cache folder), or null
+    /// when TorchSharp could load it as it is, for example from a build output the build step already patched.
+    /// </summary>
+    public static string? NativeLoadReport { get { EnsureInitialized(); return _nativeLoadReport; } }
 
     /// <summary>
     /// Loads the native backend (once). Throws <see cref="InvalidOperationException"/> with the loader's
@@ -41,6 +49,17 @@ public static class TorchBackend
         {
             if (_initialized) return;
             PreloadExternalLibTorch();
+            // Before TorchSharp's loader: on systems with an older libstdc++, load a patched copy of its library.
+            try
+            {
+                _nativeLoadReport = TorchSharpNativeFix.Apply(libTorchPreloaded: _libTorchDir is not null);
+            }
+            catch (DllNotFoundException e)
+            {
+                throw new InvalidOperationException(
+                    $"McDit could not load TorchSharp's native library before TorchSharp did (set {TorchSharpNativeFix.SkipVariable}=1 " +
+                    "to leave it to TorchSharp). Loader said: " + e.Message, e);
+            }
             try
             {
                 // Touching the torch type runs TorchSharp's own native loader.
@@ -49,13 +68,25 @@ public static class TorchBackend
             catch (Exception e) when (e is TypeInitializationException or NotSupportedException or DllNotFoundException)
             {
                 throw new InvalidOperationException(
-                    "The native libtorch backend could not be loaded. On Linux, build the project with `dotnet build` " +
-                    "so the TorchSharp native fix-up runs (see README, 'Native backend'); with LIBTORCH_DIR set, " +
-                    "check that it names a libtorch/lib folder of a compatible PyTorch. Loader said: " +
-                    (e.InnerException?.Message ?? e.Message), e);
+                    "The native libtorch backend (TorchSharp's libLibTorchSharp and libtorch) could not be loaded. " +
+                    (_nativeLoadReport ?? "McDit saw nothing to fix in TorchSharp's native library.") + " " +
+                    (_libTorchDir is null
+                        ? $"To use an existing libtorch instead, set {LibTorchDirVariable} to its lib folder. "
+                        : $"{LibTorchDirVariable}='{_libTorchDir}': check that it is the lib folder of a PyTorch whose version matches TorchSharp's libtorch. ") +
+                    "Loader said: " + (e.InnerException?.Message ?? e.Message), e);
             }
             _initialized = true;
         }
+    }
+
+    /// <summary>
+    /// Loads the backend and returns <paramref name="moduleName"/>: for module constructors, whose base constructor
+    /// runs before their body (<c>: base(TorchBackend.Loaded(nameof(X)))</c>).
+    /// </summary>
+    internal static string Loaded(string moduleName)
+    {
+        EnsureInitialized();
+        return moduleName;
     }
 
     static void PreloadExternalLibTorch()

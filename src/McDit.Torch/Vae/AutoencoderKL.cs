@@ -41,10 +41,9 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     /// Creates a VAE with PyTorch's default initialisation (seed the global generator with <c>torch.manual_seed</c>
     /// for reproducible random weights); load trained weights with <see cref="LoadWeights"/> or use <see cref="Load"/>.
     /// </summary>
-    public AutoencoderKL(AutoencoderKLConfig config) : base(nameof(AutoencoderKL))
+    public AutoencoderKL(AutoencoderKLConfig config) : base(TorchBackend.Loaded(nameof(AutoencoderKL)))
     {
         ArgumentNullException.ThrowIfNull(config);
-        TorchBackend.EnsureInitialized();
         Config = config.Validated();
         encoder = new VaeEncoder(config);
         decoder = new VaeDecoder(config);

@@ -83,6 +83,16 @@ static class McDitTestData
         DecoderDepth = 1, DecoderHiddenSize = 32, DecoderNumHeads = 2,
     };
 
+    /// <summary>EncodeLatents (the identity) → MaskPatches → the trainer on its "Latent" column: a whole McDit training pipeline.</summary>
+    public static EstimatorChain<McDit.MLNet.Generation.McDitModel> EncodeMaskTrainPipeline(MLContext ml)
+    {
+        var options = Options();
+        options.ImageColumnName = "Latent";
+        return ml.McDit().Transforms.EncodeLatents("Latent", "Image")
+            .Append(ml.McDit().Transforms.MaskPatches("Patches", "Latent", patchSize: 2))
+            .Append(ml.McDit().Trainers.DiffusionTransformer(options));
+    }
+
     public static McDitTrainer.Options Options(int steps = 3) => new()
     {
         ModelConfig = TinyNetwork,

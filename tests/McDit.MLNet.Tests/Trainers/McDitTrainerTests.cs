@@ -30,12 +30,7 @@ public class McDitTrainerTests
     {
         var ml = new MLContext(seed: 1);
         var data = KeyData(ml);
-        var options = Options();
-        options.ImageColumnName = "Latent";
-        var pipeline = ml.McDit().Transforms.EncodeLatents("Latent", "Image")
-            .Append(ml.McDit().Transforms.MaskPatches("Patches", "Latent", patchSize: 2))
-            .Append(ml.McDit().Trainers.DiffusionTransformer(options));
-        var model = pipeline.Fit(data);
+        var model = EncodeMaskTrainPipeline(ml).Fit(data);
         var generator = model.LastTransformer;
         Assert.Equal(3, generator.TrainedSteps);
         Assert.Equal(Classes, generator.NumberOfClasses);
