@@ -29,11 +29,11 @@ public static class ReferenceCheckpoint
 
     /// <summary>Reads and converts the weights of a reference checkpoint (see the class remarks).</summary>
     /// <param name="path">A <c>.pt</c>/<c>.pth</c> file written by torch.save, or a <c>.safetensors</c> file.</param>
-    /// <param name="format">Which reference wrote it.</param>
+    /// <param name="format">Which reference wrote it; null guesses from the names (<see cref="Detect"/>).</param>
     /// <param name="options">What to take and shape settings the tensors do not show; null for the defaults.</param>
     /// <exception cref="TorchFormatException">The file is damaged, unsafe, or not a state dict of that reference.</exception>
     /// <exception cref="IO.SafeTensorsFormatException">A .safetensors file is malformed.</exception>
-    public static ReferenceModel Read(string path, ReferenceFormat format, ReferenceImportOptions? options = null)
+    public static ReferenceModel Read(string path, ReferenceFormat? format, ReferenceImportOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         options ??= new ReferenceImportOptions();
@@ -57,6 +57,7 @@ public static class ReferenceCheckpoint
         var source = $"{path} ({part})";
         raw = StripPrefix(raw, "module.");
         raw = StripPrefix(raw, MaskDiTPrefix);
+        var chosen = format ?? Detect(raw.Keys);
         foreach (var (name, t) in raw.ToList())
         {
             if (!t.is_floating_point())
@@ -64,20 +65,20 @@ public static class ReferenceCheckpoint
             if (t.dtype != ScalarType.Float32) raw[name] = t.to_type(ScalarType.Float32);
         }
 
-        var config = InferConfig(raw, format, options, args, source);
+        var config = InferConfig(raw, chosen, options, args, source);
         // Labels: MaskDiT's one-hot Linear [D, C] → a table [C + 1, D] whose null row is zero.
-        if (config.NumClasses > 0 && format == ReferenceFormat.MaskDiT)
+        if (config.NumClasses > 0 && chosen == ReferenceFormat.MaskDiT)
         {
             var linear = raw[LabelTable];
             raw[LabelTable] = torch.cat(new[] { linear.t(), torch.zeros(1, linear.shape[0]) }, 0).contiguous();
         }
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, t) in raw) result[name] = t.contiguous().MoveToOuterDisposeScope();
-        return new ReferenceModel(config, result, format, path, part, args);
+        return new ReferenceModel(config, result, chosen, path, part, args);
     }
 
     /// <summary>Reads a reference checkpoint (see <see cref="Read"/>) and returns the network, checked and in eval mode.</summary>
-    public static MaskedDiffusionTransformer Import(string path, ReferenceFormat format, ReferenceImportOptions? options = null)
+    public static MaskedDiffusionTransformer Import(string path, ReferenceFormat? format, ReferenceImportOptions? options = null)
     {
         using var model = Read(path, format, options);
         return model.CreateNetwork();
