@@ -64,4 +64,29 @@ public sealed partial class McDitCatalog
             throw;
         }
     }
+
+    /// <summary>
+    /// Writes a generator's network for a reference implementation (see <see cref="ReferenceCheckpoint.Export"/>): a
+    /// <c>.pt</c> file that <c>torch.load(path, weights_only=True)</c> reads, or <c>.safetensors</c>, under the reference's
+    /// parameter names.
+    /// </summary>
+    /// <param name="model">The generator (its weights are the EMA of a McDit run).</param>
+    /// <param name="format">DiT or MaskDiT.</param>
+    /// <param name="path">The file to write.</param>
+    /// <param name="layout">A bare state dict or a training checkpoint dict; the default is the reference's own.</param>
+    /// <param name="trainedCheckpoint">A checkpoint folder whose trained (non-EMA) weights go under <c>model</c> in the checkpoint layout; null stores the generator's weights as both.</param>
+    /// <returns>Notes on what the conversion did.</returns>
+    public IReadOnlyList<string> ExportReference(McDitModel model, ReferenceFormat format, string path,
+        ReferenceLayout layout = ReferenceLayout.Default, string? trainedCheckpoint = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        using var trained = trainedCheckpoint is null ? null : Checkpoint.LoadModel(trainedCheckpoint, ema: false, device: torch.CPU);
+        lock (model.Gate)
+        {
+            var device = model.Network.parameters().First().device;
+            model.Network.to(torch.CPU);
+            try { return ReferenceCheckpoint.Export(model.Network, format, path, layout, trained); }
+            finally { model.Network.to(device); }
+        }
+    }
 }

@@ -170,6 +170,8 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
 
     internal McDitModelSettings Settings => _settings;
     internal MaskedDiffusionTransformer Network => _network;
+    /// <summary>The lock every use of the (shared) network holds.</summary>
+    internal object Gate => _gate;
 
     /// <summary>
     /// The same network with other generation settings (the network is shared, not copied). Null keeps a setting.
@@ -231,6 +233,17 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
         var flat = GenerateFlat(count, classes, seed, decoded: false);
         TorchBackend.EnsureInitialized();
         return torch.tensor(flat, new long[] { count, Channels, Height, Width });
+    }
+
+    /// <summary>
+    /// Like <see cref="Generate"/>, decoded by the <see cref="Decoder"/> when there is one: float32
+    /// [N, <see cref="ImageChannels"/>, <see cref="ImageHeight"/>, <see cref="ImageWidth"/>] on the CPU, in [−1, 1].
+    /// </summary>
+    public Tensor GenerateDecoded(int count, IReadOnlyList<int>? classes = null, long seed = 0)
+    {
+        var flat = GenerateFlat(count, classes, seed, decoded: true);
+        TorchBackend.EnsureInitialized();
+        return torch.tensor(flat, new long[] { count, ImageChannels, ImageHeight, ImageWidth });
     }
 
     /// <summary>
