@@ -6,6 +6,7 @@
                                              opt: an AdamW state dict after one step; ema = the weights, model = weights + 1)
                                  maskdit     the checkpoint layout with MaskDiT's EDM-wrapper prefix "model." on every name
   evil OUT MARKER               a pickle whose loading would run os.system("touch MARKER")
+  spacing T N                   the timesteps DiT's space_timesteps(T, "N") keeps (its accumulate-and-round loop, in Python)
   check FILE FIXTURE FORMAT     torch.load(FILE, weights_only=True); the state dict (or its "ema") must equal the fixture's
                                 weights exactly under FORMAT's names (dit, maskdit); prints what differs and exits 1 otherwise
 """
@@ -97,12 +98,24 @@ def check(path, fixture, fmt):
     print("ok: %d tensors equal" % len(expected))
 
 
+def spacing(t, n):
+    # As DiT's diffusion/respace.py space_timesteps for one section: stride (T-1)/(N-1), accumulated, Python round().
+    stride = (t - 1) / (n - 1)
+    cur, taken = 0.0, []
+    for _ in range(n):
+        taken.append(round(cur))
+        cur += stride
+    print(",".join(str(x) for x in sorted(set(taken))))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "write":
         write(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "evil":
         evil(sys.argv[2], sys.argv[3])
+    elif cmd == "spacing":
+        spacing(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "check":
         check(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
