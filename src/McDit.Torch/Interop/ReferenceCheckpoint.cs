@@ -55,8 +55,9 @@ public static class ReferenceCheckpoint
             raw = raw.ToDictionary(kv => kv.Key, kv => kv.Value.clone(), StringComparer.Ordinal);
         }
         var source = $"{path} ({part})";
-        raw = StripPrefix(raw, "module.");
-        raw = StripPrefix(raw, MaskDiTPrefix);
+        // torch.compile's "_orig_mod.", DDP's "module.", MaskDiT's EDM wrapper "model." (MaskDiT's train_latent.py saves a compiled model).
+        raw = StripPrefix(StripPrefix(raw, "_orig_mod."), "module.");
+        raw = StripPrefix(StripPrefix(raw, MaskDiTPrefix), "_orig_mod.");
         var chosen = format ?? Detect(raw.Keys);
         foreach (var (name, t) in raw.ToList())
         {
