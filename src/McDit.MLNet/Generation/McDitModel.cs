@@ -177,7 +177,7 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     /// The same network with other generation settings (the network is shared, not copied). Null keeps a setting.
     /// </summary>
     /// <param name="samplingSteps">Sampler steps N ≥ 1.</param>
-    /// <param name="solver">Heun or Euler.</param>
+    /// <param name="solver">Heun or Euler; Ddpm (DiT's sampler) for DiT weights.</param>
     /// <param name="guidanceScale">Classifier-free guidance scale (1 = none).</param>
     /// <param name="batchSize">Rows per sampler run.</param>
     /// <param name="seed">Base seed of rows without a seed column.</param>
