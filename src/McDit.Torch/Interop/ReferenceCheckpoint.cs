@@ -45,14 +45,14 @@ public static class ReferenceCheckpoint
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
         {
             using var content = SafeTensors.Load(path);
-            raw = content.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.clone(), StringComparer.Ordinal);
+            raw = content.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.alias(), StringComparer.Ordinal); // shares the memory, outlives the content
             part = "state dict";
         }
         else
         {
             using var content = TorchFile.Load(path);
             (raw, part, args) = PickStateDict(content.Root, path, options.UseEma);
-            raw = raw.ToDictionary(kv => kv.Key, kv => kv.Value.clone(), StringComparer.Ordinal);
+            raw = raw.ToDictionary(kv => kv.Key, kv => kv.Value.alias(), StringComparer.Ordinal);
         }
         var source = $"{path} ({part})";
         // torch.compile's "_orig_mod.", DDP's "module.", MaskDiT's EDM wrapper "model." (MaskDiT's train_latent.py saves a compiled model).
