@@ -6,7 +6,9 @@ namespace McDit.Torch.Models;
 /// <summary>
 /// Shape of a (masked) diffusion transformer: the DiT encoder, the optional MaskDiT decoder and the optional
 /// MC-DiT inputs. Serialised as JSON beside the weights (config.json), like DiT and diffusers; reading one requires every
-/// field, so a truncated config is an error rather than a silent default.
+/// field, so a truncated config is an error rather than a silent default, except the two that models imported from the
+/// reference implementations added (<see cref="HasNullLabel"/>, <see cref="Formulation"/>), whose defaults are what every
+/// McDit-trained model has.
 /// </summary>
 public sealed record DiffusionTransformerConfig
 {
