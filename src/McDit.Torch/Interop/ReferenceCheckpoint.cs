@@ -38,6 +38,37 @@ public static class ReferenceCheckpoint
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         options ??= new ReferenceImportOptions();
         TorchBackend.EnsureInitialized();
+        var (config, raw, chosen, part, args, source) = ReadCore(path, format, options);
+        // The network is built once (outside any dispose scope: it outlives this call): its state dict is the reference for
+        // the names and shapes, then it takes the weights.
+        MaskedDiffusionTransformer? network = null;
+        try
+        {
+            network = new MaskedDiffusionTransformer(config);
+            CheckAgainst(network, raw, chosen, source);
+            // Labels: MaskDiT's one-hot Linear [D, C] → a table [C + 1, D] whose null row is zero.
+            if (config.NumClasses > 0 && chosen == ReferenceFormat.MaskDiT)
+            {
+                var linear = raw[LabelTable];
+                using (var scope = NewDisposeScope())
+                    raw[LabelTable] = torch.cat(new[] { linear.t(), torch.zeros(1, linear.shape[0]) }, 0).contiguous().MoveToOuterDisposeScope();
+                linear.Dispose();
+            }
+            Training.Checkpoint.LoadInto(network, raw, source);
+            network.eval();
+            return new ReferenceModel(config, raw, chosen, path, part, args, network);
+        }
+        catch
+        {
+            network?.Dispose();
+            foreach (var t in raw.Values) t.Dispose();
+            throw;
+        }
+    }
+
+    static (DiffusionTransformerConfig, Dictionary<string, Tensor>, ReferenceFormat, string, PickleObject?, string) ReadCore(
+        string path, ReferenceFormat? format, ReferenceImportOptions options)
+    {
         using var scope = NewDisposeScope();
         Dictionary<string, Tensor> raw;
         string part;
@@ -65,17 +96,10 @@ public static class ReferenceCheckpoint
                 throw new TorchFormatException(path, $"tensor '{name}' ({part}) is {t.dtype}; reference weights are floating point.");
             if (t.dtype != ScalarType.Float32) raw[name] = t.to_type(ScalarType.Float32);
         }
-
         var config = InferConfig(raw, chosen, options, args, source);
-        // Labels: MaskDiT's one-hot Linear [D, C] → a table [C + 1, D] whose null row is zero.
-        if (config.NumClasses > 0 && chosen == ReferenceFormat.MaskDiT)
-        {
-            var linear = raw[LabelTable];
-            raw[LabelTable] = torch.cat(new[] { linear.t(), torch.zeros(1, linear.shape[0]) }, 0).contiguous();
-        }
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, t) in raw) result[name] = t.contiguous().MoveToOuterDisposeScope();
-        return new ReferenceModel(config, result, chosen, path, part, args);
+        return (config, result, chosen, part, args, source);
     }
 
     /// <summary>Reads a reference checkpoint (see <see cref="Read"/>) and returns the network, checked and in eval mode.</summary>
@@ -228,24 +252,26 @@ public static class ReferenceCheckpoint
         };
         try { config.Validated(); }
         catch (ArgumentException e) { throw new TorchFormatException(source, $"the shape inferred from its tensors is invalid: {e.Message}", e); }
-        // Every name and shape must now be what that network has.
-        using (var reference = new MaskedDiffusionTransformer(config))
-        {
-            var expected = reference.state_dict();
-            var names = t.Keys.ToHashSet(StringComparer.Ordinal);
-            var missing = expected.Keys.Where(k => !names.Contains(k)).ToList();
-            var unexpected = names.Where(k => !expected.ContainsKey(k)).ToList();
-            if (missing.Count > 0 || unexpected.Count > 0)
-                throw new TorchFormatException(source,
-                    $"its tensors do not form a {format} network of the inferred shape (width {width}, depth {depth}, patch {p}): missing [{string.Join(", ", missing.Take(5))}], unexpected [{string.Join(", ", unexpected.Take(5))}].");
-            foreach (var (name, target) in expected)
-            {
-                var shape = name == LabelTable && format == ReferenceFormat.MaskDiT ? new[] { target.shape[1], target.shape[0] - 1 } : target.shape;
-                if (!t[name].shape.SequenceEqual(shape))
-                    throw new TorchFormatException(source, $"tensor '{name}' has shape [{string.Join(", ", t[name].shape)}]; the inferred network expects [{string.Join(", ", shape)}].");
-            }
-        }
         return config;
+    }
+
+    /// <summary>Every name and shape must be what the network of the inferred config has (MaskDiT's label Linear: [D, C]).</summary>
+    static void CheckAgainst(MaskedDiffusionTransformer reference, Dictionary<string, Tensor> t, ReferenceFormat format, string source)
+    {
+        var config = reference.Config;
+        var expected = reference.state_dict();
+        var names = t.Keys.ToHashSet(StringComparer.Ordinal);
+        var missing = expected.Keys.Where(k => !names.Contains(k)).ToList();
+        var unexpected = names.Where(k => !expected.ContainsKey(k)).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+            throw new TorchFormatException(source,
+                $"its tensors do not form a {format} network of the inferred shape (width {config.HiddenSize}, depth {config.Depth}, patch {config.PatchSize}): missing [{string.Join(", ", missing.Take(5))}], unexpected [{string.Join(", ", unexpected.Take(5))}].");
+        foreach (var (name, target) in expected)
+        {
+            var shape = name == LabelTable && format == ReferenceFormat.MaskDiT ? new[] { target.shape[1], target.shape[0] - 1 } : target.shape;
+            if (!t[name].shape.SequenceEqual(shape))
+                throw new TorchFormatException(source, $"tensor '{name}' has shape [{string.Join(", ", t[name].shape)}]; the inferred network expects [{string.Join(", ", shape)}].");
+        }
     }
 
     static int? ArgInt(PickleObject? args, string name) =>

@@ -10,10 +10,12 @@ namespace McDit.Torch.Interop;
 public sealed class ReferenceModel : IDisposable
 {
     readonly Dictionary<string, torch.Tensor> _tensors;
+    MaskedDiffusionTransformer? _network;
 
     internal ReferenceModel(DiffusionTransformerConfig config, Dictionary<string, torch.Tensor> tensors, ReferenceFormat format,
-        string source, string part, PickleObject? args)
+        string source, string part, PickleObject? args, MaskedDiffusionTransformer? network = null)
     {
+        _network = network;
         Config = config;
         _tensors = tensors;
         Format = format;
@@ -35,9 +37,17 @@ public sealed class ReferenceModel : IDisposable
     /// <summary>The training checkpoint's <c>args</c> (an argparse Namespace, as data), or null.</summary>
     public PickleObject? Arguments { get; }
 
-    /// <summary>A network of <see cref="Config"/> holding these weights (checked: names, shapes, dtypes, finite values), in eval mode.</summary>
+    /// <summary>
+    /// A network of <see cref="Config"/> holding these weights (checked: names, shapes, dtypes, finite values), in eval mode;
+    /// the caller owns it. The first call hands over the network <see cref="ReferenceCheckpoint.Read"/> already built.
+    /// </summary>
     public MaskedDiffusionTransformer CreateNetwork()
     {
+        if (_network is { } built)
+        {
+            _network = null;
+            return built;
+        }
         var model = new MaskedDiffusionTransformer(Config);
         try
         {
@@ -52,9 +62,11 @@ public sealed class ReferenceModel : IDisposable
         }
     }
 
-    /// <summary>Disposes the tensors.</summary>
+    /// <summary>Disposes the tensors (and the network, unless <see cref="CreateNetwork"/> handed it over).</summary>
     public void Dispose()
     {
+        _network?.Dispose();
+        _network = null;
         foreach (var t in _tensors.Values) t.Dispose();
         _tensors.Clear();
     }
