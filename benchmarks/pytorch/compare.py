@@ -101,6 +101,8 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
                     help="fp32 (CPU), tf32 (CUDA: fp32 with TF32 matmuls on both sides), bf16 (McDit BFloat16 vs PyTorch autocast)")
+    ap.add_argument("--baseline", default=None,
+                    help="side B is McDit built elsewhere (a McDit.Benchmarks.dll) instead of PyTorch: A/B timing of a code change")
     ap.add_argument("--python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable)
     ap.add_argument("--mcdit", default=os.path.join(ROOT, "benchmarks/McDit.Benchmarks/bin/Release/net10.0/McDit.Benchmarks.dll"),
                     help="the built benchmark (dll), or a command such as 'bash .gpu/run.sh'")
@@ -110,6 +112,8 @@ def main():
     mcdit_cmd = ["dotnet", a.mcdit] if a.mcdit.endswith(".dll") else a.mcdit.split()
     if a.mcdit.endswith(".dll") and not os.path.exists(a.mcdit):
         sys.exit(f"{a.mcdit} is missing: run 'dotnet build benchmarks/McDit.Benchmarks -c Release' first")
+    if a.baseline:
+        print(f"Side B ('PyTorch' in the output) is the McDit baseline {a.baseline}")
     print(f"compare.py: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, host {os.uname().nodename}, "
           f"{os.cpu_count()} CPUs, load average {load_average():.2f}, device {a.device}, precision {a.precision}")
     rows = []
@@ -117,14 +121,18 @@ def main():
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
         if a.precision == "tf32":
             env["TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"] = "1"  # McDit side: libtorch's cuBLAS TF32 switch, as allow_tf32 in Python
-        if a.device == "cpu" and "OPENBLAS_CORETYPE" not in env:
+        if a.device == "cpu" and "OPENBLAS_CORETYPE" not in env and not a.baseline:
             env["OPENBLAS_CORETYPE"] = openblas_core(a.python, env)
 
         def start():
             mc = WorkerProcess("McDit", mcdit_cmd + ["--serve", "--device", a.device, "--precision", mcdit_precision,
                                                      "--threads", str(threads)], env)
-            py = WorkerProcess("PyTorch", [a.python, os.path.join(ROOT, "benchmarks/pytorch/reference.py"), "--serve",
-                                           "--device", a.device, "--precision", a.precision, "--threads", str(threads)], env)
+            if a.baseline:
+                py = WorkerProcess("PyTorch", ["dotnet", a.baseline, "--serve", "--device", a.device, "--precision", mcdit_precision,
+                                               "--threads", str(threads)], env)
+            else:
+                py = WorkerProcess("PyTorch", [a.python, os.path.join(ROOT, "benchmarks/pytorch/reference.py"), "--serve",
+                                               "--device", a.device, "--precision", a.precision, "--threads", str(threads)], env)
             return mc, py
 
         for index, case in enumerate(cases):

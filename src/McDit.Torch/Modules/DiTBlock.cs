@@ -36,8 +36,9 @@ public sealed class DiTBlock : nn.Module<Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         var m = adaLN_modulation.call(c).chunk(6, 1);
         // m: shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp
-        x = x + m[2].unsqueeze(1) * attn.call(Modulation.Modulate(norm1.call(x), m[0], m[1]));
-        x = x + m[5].unsqueeze(1) * mlp.call(Modulation.Modulate(norm2.call(x), m[3], m[4]));
+        // x + gate·f(…) as one fused multiply-add (addcmul) instead of a product and a sum
+        x = x.addcmul(m[2].unsqueeze(1), attn.call(Modulation.Modulate(norm1.call(x), m[0], m[1])), Modulation.One);
+        x = x.addcmul(m[5].unsqueeze(1), mlp.call(Modulation.Modulate(norm2.call(x), m[3], m[4])), Modulation.One);
         return x.MoveToOuterDisposeScope();
     }
 }
