@@ -22,8 +22,15 @@ static class Worker
         {
             if (args[i] == "--device") device = args[i + 1];
             else if (args[i] == "--precision") precision = Enum.Parse<TrainingPrecision>(args[i + 1], true);
+            else if (args[i] == "--tf32")
+            {
+                // fp32 matrix products and convolutions on tensor cores (TF32), as torch.backends.*.allow_tf32 in Python
+                bool on = args[i + 1] is "1" or "true";
+                torch.backends.cuda.matmul.allow_tf32 = on;
+                torch.backends.cudnn.allow_tf32 = on;
+            }
             else if (args[i] == "--threads") torch.set_num_threads(int.Parse(args[i + 1], CultureInfo.InvariantCulture));
-            else { Console.Error.WriteLine($"--serve: unexpected argument '{args[i]}' (expected --device, --precision, --threads)"); return 2; }
+            else { Console.Error.WriteLine($"--serve: unexpected argument '{args[i]}' (expected --device, --precision, --tf32, --threads)"); return 2; }
         }
         TorchBackend.EnsureInitialized();
         BenchmarkCase? current = null;

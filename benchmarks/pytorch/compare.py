@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,6 +60,28 @@ class WorkerProcess:
         except BrokenPipeError:
             pass
         self.p.wait(timeout=60)
+
+
+class GpuMemoryPoller(threading.Thread):
+    """Peak memory per process on the GPU as nvidia-smi reports it (CUDA context and caching allocator included), polled
+    every 0.1 s: the one figure both sides have (TorchSharp does not expose libtorch's max_memory_allocated)."""
+
+    def __init__(self, pids):
+        super().__init__(daemon=True)
+        self.pids, self.peak, self.stop = set(pids), {p: 0 for p in pids}, threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=10).stdout
+                for line in out.splitlines():
+                    pid, mib = (x.strip() for x in line.split(","))
+                    if int(pid) in self.pids:
+                        self.peak[int(pid)] = max(self.peak[int(pid)], int(mib))
+            except (OSError, ValueError, subprocess.SubprocessError):
+                pass
+            self.stop.wait(0.1)
 
 
 def percentile(v, q):
@@ -119,17 +142,16 @@ def main():
     rows = []
     for threads in [int(t) for t in a.threads.split(",")]:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
-        if a.precision == "tf32":
-            env["TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"] = "1"  # McDit side: libtorch's cuBLAS TF32 switch, as allow_tf32 in Python
         if a.device == "cpu" and "OPENBLAS_CORETYPE" not in env and not a.baseline:
             env["OPENBLAS_CORETYPE"] = openblas_core(a.python, env)
 
         def start():
+            tf32 = "1" if a.precision in ("tf32", "bf16") else "0"  # TF32 on for the float32 products in both, as reference.py
             mc = WorkerProcess("McDit", mcdit_cmd + ["--serve", "--device", a.device, "--precision", mcdit_precision,
-                                                     "--threads", str(threads)], env)
+                                                     "--tf32", tf32, "--threads", str(threads)], env)
             if a.baseline:
                 py = WorkerProcess("PyTorch", ["dotnet", a.baseline, "--serve", "--device", a.device, "--precision", mcdit_precision,
-                                               "--threads", str(threads)], env)
+                                               "--tf32", tf32, "--threads", str(threads)], env)
             else:
                 py = WorkerProcess("PyTorch", [a.python, os.path.join(ROOT, "benchmarks/pytorch/reference.py"), "--serve",
                                                "--device", a.device, "--precision", a.precision, "--threads", str(threads)], env)
@@ -143,6 +165,10 @@ def main():
             kind, method, model, size, channels, batch, classes = case
             setup = f"setup {kind} {method} {model} {size} {channels} {batch} {classes}"
             sides = {}
+            poller = None
+            if a.device.startswith("cuda"):
+                poller = GpuMemoryPoller([mc.p.pid, py.p.pid])
+                poller.start()
             for w in (mc, py):
                 params = int(w.ask(setup))
                 w.ask(f"run {a.warmup}")
@@ -155,6 +181,14 @@ def main():
             for w in (mc, py):
                 peak, other = w.ask("mem").split()
                 sides[w.name]["mem"] = int(peak) / 1024
+            allocated = ""
+            if poller is not None:
+                poller.stop.set()
+                poller.join()
+                # CUDA: like-for-like per-process figures from nvidia-smi; PyTorch's own max_memory_allocated beside them
+                allocated = f", PyTorch max_memory_allocated {sides['PyTorch']['mem']:.0f} MiB" if not a.baseline else ""
+                for w in (mc, py):
+                    sides[w.name]["mem"] = poller.peak[w.p.pid]
             mc.close()
             py.close()
             m, p = sides["McDit"]["ms"], sides["PyTorch"]["ms"]
@@ -166,9 +200,9 @@ def main():
             row["ratio"] = row["mc"] / row["py"]
             rows.append(row)
             print(f"  {kind:6} {method + '-' + model:14} {row['shape']:8} b{batch:<3} t{threads}: McDit {row['mc']:9.1f} ms, "
-                  f"PyTorch {row['py']:9.1f} ms, ratio {row['ratio']:.3f} (pairs p25-p75 {percentile(pair, .25):.3f}-{percentile(pair, .75):.3f}, "
+                  f"PyTorch {row['py']:9.1f} ms, ratio {row['ratio']:.3f} (pair ratios median {statistics.median(pair):.3f}, p25-p75 {percentile(pair, .25):.3f}-{percentile(pair, .75):.3f}, "
                   f"min-max {min(pair):.3f}-{max(pair):.3f}), peak MiB {row['mc_mem']:.0f} / {row['py_mem']:.0f}, "
-                  f"load {row['load'][0]:.1f}-{row['load'][1]:.1f}, params {row['params'][0]:,} / {row['params'][1]:,}", flush=True)
+                  f"load {row['load'][0]:.1f}-{row['load'][1]:.1f}, params {row['params'][0]:,} / {row['params'][1]:,}{allocated}", flush=True)
             print(f"         McDit ms: {' '.join(f'{t:.0f}' for t in m)}; PyTorch ms: {' '.join(f'{t:.0f}' for t in p)}", flush=True)
             if kind == "sample":
                 # the demo's sampler: 18 Heun steps = 35 guided evaluations of the batch
@@ -176,11 +210,11 @@ def main():
                       f"PyTorch {batch / (35 * row['py'] / 1000):.2f}", flush=True)
 
     print()
-    print("| case | threads | McDit ms | PyTorch ms | ratio of medians | pair ratios p25–p75 (min–max) | peak MiB McDit / PyTorch | load |")
-    print("|---|---:|---:|---:|---:|---|---|---|")
+    print("| case | threads | McDit ms | PyTorch ms | ratio of medians | median pair ratio | pair ratios p25–p75 (min–max) | peak MiB McDit / PyTorch | load |")
+    print("|---|---:|---:|---:|---:|---:|---|---|---|")
     for r in rows:
         print(f"| {r['kind']} {r['method']}-{r['model']} {r['shape']} b{r['batch']} | {r['threads']} | {r['mc']:.1f} | {r['py']:.1f} | "
-              f"{r['ratio']:.3f} | {percentile(r['pair'], .25):.3f}–{percentile(r['pair'], .75):.3f} ({min(r['pair']):.3f}–{max(r['pair']):.3f}) | "
+              f"{r['ratio']:.3f} | {statistics.median(r['pair']):.3f} | {percentile(r['pair'], .25):.3f}–{percentile(r['pair'], .75):.3f} ({min(r['pair']):.3f}–{max(r['pair']):.3f}) | "
               f"{r['mc_mem']:.0f} / {r['py_mem']:.0f} | {r['load'][0]:.1f}–{r['load'][1]:.1f} |")
     print()
     print("| model | threads | side | MaskDiT / DiT | MC-DiT / DiT |")
