@@ -9,7 +9,8 @@ using static TorchSharp.torch;
 /// <summary>
 /// Where a training step's time goes: DiT, MaskDiT and MC-DiT with its parts switched on one at a time (main branch only,
 /// + noisy branch, + clean branch, both), all built in one process and stepped round-robin (one step each per round, so
-/// every variant sees the same load), then AdamW's update and the EMA updates timed on their own.
+/// every variant sees the same load; wall clock and this process's CPU time, steadier on a shared machine with one thread),
+/// then AdamW's update and the EMA updates timed on their own.
 /// Usage: --breakdown [--model S/2] [--input 32] [--channels 4] [--batch 16] [--classes 1000] [--rounds 5] [--warmup 1]
 /// </summary>
 static class BreakdownBenchmark
@@ -44,12 +45,20 @@ static class BreakdownBenchmark
         try
         {
             var times = variants.Select(_ => new List<double>()).ToList();
+            var cpuTimes = variants.Select(_ => new List<double>()).ToList();
+            using var self = Process.GetCurrentProcess();
             for (int r = 0; r < warmup + rounds; r++)
                 for (int i = 0; i < trainers.Count; i++)
                 {
+                    self.Refresh();
+                    var cpu = self.TotalProcessorTime;
                     var sw = Stopwatch.StartNew();
                     trainers[i].Step(images, labels);
-                    if (r >= warmup) times[i].Add(sw.Elapsed.TotalMilliseconds);
+                    double wall = sw.Elapsed.TotalMilliseconds;
+                    self.Refresh();
+                    if (r < warmup) continue;
+                    times[i].Add(wall);
+                    cpuTimes[i].Add((self.TotalProcessorTime - cpu).TotalMilliseconds);
                 }
             // The parts after backward, on their own (the gradients of the last step are still there).
             var adam = new List<double>[trainers.Count];
@@ -71,13 +80,13 @@ static class BreakdownBenchmark
                     ema[i].Add(sw.Elapsed.TotalMilliseconds);
                 }
             }
-            double dit = Median(times[0]);
+            double dit = Median(times[0]), ditCpu = Median(cpuTimes[0]);
             Console.WriteLine();
-            Console.WriteLine("| variant | median ms/step | ratio to DiT | of which AdamW ms | EMA updates ms | step ms (all rounds) |");
-            Console.WriteLine("|---|---:|---:|---:|---:|---|");
+            Console.WriteLine("| variant | median ms/step (wall) | ratio to DiT | median CPU ms/step | ratio to DiT (CPU) | AdamW ms | EMA updates ms | wall ms, all rounds |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|");
             for (int i = 0; i < trainers.Count; i++)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {variants[i].Name} | {Median(times[i]):F0} | {Median(times[i]) / dit:F2} | {Median(adam[i]):F0} | {Median(ema[i]):F0} | {string.Join(" ", times[i].Select(x => x.ToString("F0", CultureInfo.InvariantCulture)))} |"));
+                    $"| {variants[i].Name} | {Median(times[i]):F0} | {Median(times[i]) / dit:F2} | {Median(cpuTimes[i]):F0} | {Median(cpuTimes[i]) / ditCpu:F2} | {Median(adam[i]):F0} | {Median(ema[i]):F0} | {string.Join(" ", times[i].Select(x => x.ToString("F0", CultureInfo.InvariantCulture)))} |"));
         }
         finally
         {

@@ -7,7 +7,8 @@ using TorchSharp;
 /// <summary>
 /// The McDit side of benchmarks/pytorch/compare.py: reads one command per line on stdin and answers one line on stdout,
 /// the same protocol as benchmarks/pytorch/reference.py --serve:
-/// <c>setup CASE METHOD MODEL INPUT CHANNELS BATCH CLASSES</c> → <c>ok PARAMS</c>; <c>run N</c> → <c>ms T1 … TN</c>;
+/// <c>setup CASE METHOD MODEL INPUT CHANNELS BATCH CLASSES</c> → <c>ok PARAMS</c>; <c>run N</c> → <c>ms T1 … TN</c> (wall clock);
+/// <c>cpu</c> → <c>ms C1 … CN</c> (this process's CPU time for each step of the last run);
 /// <c>mem</c> → <c>mem PEAK_KIB OTHER_KIB</c> (CPU: peak resident memory over what the process held before setup, and
 /// the peak itself; CUDA: the libtorch caching allocator's peak is not exposed by TorchSharp, so the peak RSS growth
 /// twice, and compare.py reads the card's per-process memory instead); <c>info</c>; <c>quit</c>.
@@ -35,6 +36,7 @@ static class Worker
         TorchBackend.EnsureInitialized();
         BenchmarkCase? current = null;
         long baseKib = 0;
+        var cpuTimes = new List<string>();
         string? line;
         while ((line = Console.In.ReadLine()) is not null)
         {
@@ -56,13 +58,22 @@ static class Worker
                         break;
                     case "run":
                         var times = new List<string>();
-                        for (int i = 0; i < Int(p[1]); i++)
-                        {
-                            var sw = Stopwatch.StartNew();
-                            current!.Run();
-                            times.Add(sw.Elapsed.TotalMilliseconds.ToString("F3", CultureInfo.InvariantCulture));
-                        }
+                        cpuTimes.Clear();
+                        using (var self = Process.GetCurrentProcess())
+                            for (int i = 0; i < Int(p[1]); i++)
+                            {
+                                self.Refresh();
+                                var cpu = self.TotalProcessorTime;
+                                var sw = Stopwatch.StartNew();
+                                current!.Run();
+                                times.Add(sw.Elapsed.TotalMilliseconds.ToString("F3", CultureInfo.InvariantCulture));
+                                self.Refresh();
+                                cpuTimes.Add((self.TotalProcessorTime - cpu).TotalMilliseconds.ToString("F3", CultureInfo.InvariantCulture));
+                            }
                         Console.WriteLine("ms " + string.Join(" ", times));
+                        break;
+                    case "cpu":
+                        Console.WriteLine("ms " + string.Join(" ", cpuTimes));
                         break;
                     case "mem":
                         long peak = Status("VmHWM");

@@ -121,6 +121,9 @@ def main():
     ap.add_argument("--threads", default="1", help="comma-separated thread counts, each a fresh pair of workers")
     ap.add_argument("--pairs", type=int, default=7, help="timed (McDit, PyTorch) pairs per case")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per side before the pairs")
+    ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                    help="wall: elapsed time; cpu: each process's CPU time per step, steadier on a machine shared with other "
+                         "jobs (one thread only: with more, OpenMP's spin-waiting counts as CPU time)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
                     help="fp32 (CPU), tf32 (CUDA: fp32 with TF32 matmuls on both sides), bf16 (McDit BFloat16 vs PyTorch autocast)")
@@ -138,7 +141,7 @@ def main():
     if a.baseline:
         print(f"Side B ('PyTorch' in the output) is the McDit baseline {a.baseline}")
     print(f"compare.py: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, host {os.uname().nodename}, "
-          f"{os.cpu_count()} CPUs, load average {load_average():.2f}, device {a.device}, precision {a.precision}")
+          f"{os.cpu_count()} CPUs, load average {load_average():.2f}, device {a.device}, precision {a.precision}, clock {a.clock}")
     rows = []
     for threads in [int(t) for t in a.threads.split(",")]:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
@@ -177,7 +180,8 @@ def main():
             for _ in range(a.pairs):
                 load.append(load_average())
                 for w in (mc, py):
-                    sides[w.name]["ms"].append(float(w.ask("run 1")))
+                    wall = float(w.ask("run 1"))
+                    sides[w.name]["ms"].append(wall if a.clock == "wall" else float(w.ask("cpu")))
             for w in (mc, py):
                 peak, other = w.ask("mem").split()
                 sides[w.name]["mem"] = int(peak) / 1024

@@ -421,13 +421,14 @@ class Worker:
         return params
 
     def run(self, n):
-        times = []
+        times, self.cpu_times = [], []
         for _ in range(n):
             self.sync()
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             self.case()
             self.sync()
             times.append((time.perf_counter() - t) * 1000)
+            self.cpu_times.append((time.process_time() - c) * 1000)
         return times
 
     def memory(self):
@@ -438,7 +439,8 @@ class Worker:
 
 # WORKER PROTOCOL (compare.py): one command per line on stdin, one answer line on stdout.
 #   setup CASE METHOD MODEL INPUT CHANNELS BATCH CLASSES -> "ok PARAMS"
-#   run N                                                -> "ms T1 T2 ..."
+#   run N                                                -> "ms T1 T2 ..." (wall clock)
+#   cpu                                                  -> "ms C1 C2 ..." (CPU time of this process for the last run's steps)
 #   mem                                                  -> "mem PEAK_KIB OTHER_KIB" (CPU: peak RSS over the case's start, peak RSS;
 #                                                           CUDA: torch.cuda.max_memory_allocated, peak RSS growth)
 #   info                                                 -> "info ..." ; quit
@@ -455,6 +457,8 @@ def serve(worker):
                 out.write(f"ok {worker.setup(case, method, model, size, channels, batch, classes)}\n")
             elif parts[0] == "run":
                 out.write("ms " + " ".join(f"{t:.3f}" for t in worker.run(int(parts[1]))) + "\n")
+            elif parts[0] == "cpu":
+                out.write("ms " + " ".join(f"{t:.3f}" for t in worker.cpu_times) + "\n")
             elif parts[0] == "mem":
                 a, b = worker.memory()
                 out.write(f"mem {a} {b}\n")
