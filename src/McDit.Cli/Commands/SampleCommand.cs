@@ -52,12 +52,16 @@ public static class SampleCommand
             var rows = ParseClasses(parse.GetValue(classesOption), classes, generator.ClassNames) ?? Enumerable.Range(0, Math.Max(1, classes)).ToArray();
             int columns = parse.GetValue(perClass);
             var labels = classes == 0 ? null : rows.SelectMany(c => Enumerable.Repeat(c, columns)).ToArray();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             using var samples = generator.GenerateDecoded(rows.Length * columns, labels, parse.GetValue(seed));
+            double seconds = clock.Elapsed.TotalSeconds;
             var names = classes == 0 ? null
                 : rows.Select(r => generator.ClassNames is { } n && r < n.Count ? n[r] : "class " + r).ToList();
             var path = Path.GetFullPath(parse.GetValue(outFile)!);
             ImageGrid.SavePng(samples, columns, path, scale: 2, rowLabels: names);
             output.WriteLine($"Wrote {rows.Length * columns} samples ({rows.Length} rows × {columns}) from {loadedFrom} to {path}");
+            output.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"Sampling took {seconds:F2} s: {rows.Length * columns / seconds:F2} images/s"));
             return 0;
         });
         return command;
