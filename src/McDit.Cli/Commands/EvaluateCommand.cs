@@ -50,7 +50,10 @@ public static class EvaluateCommand
             // An explicit image folder is the reference itself, brought to the generator's size and channels.
             var folderOptions = explicitReference ? new McDit.MLNet.Data.ImageFolderOptions { ImageSize = generator.Height, Channels = generator.Channels } : null;
             var referenceView = DataSources.Load(ml, data, heldOut: true, folderOptions);
-            var training = ClassifierTraining(ml, run.HasRun ? run.LoadSettings().Data : data, generator.NumberOfClasses, generator.ImageChannels, generator.ImageHeight, output);
+            // Class accuracy needs a reference labelled with the model's classes (an image folder of other classes has no ceiling to report).
+            var training = referenceView.ClassNames.Count == generator.NumberOfClasses
+                ? ClassifierTraining(ml, run.HasRun ? run.LoadSettings().Data : data, generator.NumberOfClasses, generator.ImageChannels, generator.ImageHeight, output)
+                : null;
             using var fd = new FdEvaluation(ml, referenceView, referenceName,
                 parse.GetValue(cache) ?? FdEvaluation.DefaultCacheFile(referenceName), output, training);
             var result = fd.Evaluate(generator, n, parse.GetValue(seed));
