@@ -41,6 +41,7 @@ public static class CompareCommand
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale of measurements and grids (1: none).", DefaultValueFactory = _ => demo.Guidance }.Finite(-1000, 1000, "a guidance scale");
         var seconds = new Option<double?>("--seconds") { Description = "Equal-time budget: measure every arm when its training time reaches this (default: per seed, the first arm's training time)." }.Finite(0, 1e9, "seconds", minExclusive: true);
         var clock = new Option<ComparisonClock>("--clock") { Description = "Clock of the equal-time budget and the curves: Wall, or ProcessCpu (steadier on a busy machine).", DefaultValueFactory = _ => ComparisonClock.Wall };
+        var accuracy = new Option<bool>("--class-accuracy") { Description = "Also measure class accuracy (a classifier trained once on the training images, cached per user); false: FD only.", DefaultValueFactory = _ => true };
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => demo.Device }.Device();
         var command = new Command("compare",
             "Train DiT, MaskDiT and MC-DiT (and ablations of MC-DiT) on the same data, backbone, batch, learning rate, schedule and seeds;\n" +
@@ -49,7 +50,7 @@ public static class CompareCommand
             "--target CleanOnly,AllClean,CleanAndNoisy  --branch-scope Decoder,DecoderAndEncoder (cross product; e.g. --methods McDiT --mask-ratio 0.25,0.5,0.75).")
         {
             outDir, data, methods, seeds, maskRatios, branches, targets, scopes, model, steps, unmask, batch, lr, ema, evalEvery,
-            fdSamples, reference, samplerSteps, guidance, seconds, clock, device,
+            fdSamples, reference, samplerSteps, guidance, seconds, clock, accuracy, device,
         };
         command.SetAction(parse =>
         {
@@ -77,8 +78,9 @@ public static class CompareCommand
                 Sampler = new SamplerOptions { Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance },
                 TimeBudgetSeconds = parse.GetValue(seconds),
                 Clock = parse.GetValue(clock),
+                MeasureClassAccuracy = parse.GetValue(accuracy),
                 OutputFolder = parse.GetValue(outDir)!,
-                CommandLine = "mcdit " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).SkipWhile(a => a != "compare")),
+                CommandLine = "mcdit " + string.Join(' ', parse.Tokens.Select(t => t.Value.Contains(' ') ? $"'{t.Value}'" : t.Value)),
                 Progress = output,
                 CancellationToken = interruption.Token,
             };

@@ -58,11 +58,18 @@ public sealed class ComparisonOptions
     public ComparisonClock Clock { get; set; } = ComparisonClock.Wall;
 
     /// <summary>
-    /// The class-accuracy metric: the fraction of generated images a classifier trained on the real data assigns to the
-    /// class they were generated for, overall and per class. Called with images in the model's scale ([-1, 1]) and
-    /// their classes. Null measures FD only.
+    /// Measure class accuracy beside FD: the fraction of generated images that a classifier trained on the real training
+    /// images (<see cref="McDit.Torch.Metrics.ImageClassifierTraining"/>, cached per user) assigns to the class they were
+    /// generated for, overall and per class; its accuracy on the real held-out images is reported as the ceiling.
+    /// Ignored when <see cref="ClassAccuracy"/> is set; needs a label column.
     /// </summary>
-    public Func<TorchSharp.torch.Tensor, IReadOnlyList<int>, ComparisonAccuracy>? ClassAccuracy { get; set; }
+    public bool MeasureClassAccuracy { get; set; } = true;
+
+    /// <summary>
+    /// A class-accuracy metric of your own, called with images in the model's scale ([-1, 1]) and the classes they were
+    /// generated for; null uses the built-in classifier when <see cref="MeasureClassAccuracy"/> is set.
+    /// </summary>
+    public Func<TorchSharp.torch.Tensor, IReadOnlyList<int>, McDit.Torch.Metrics.ClassAccuracy>? ClassAccuracy { get; set; }
 
     /// <summary>The folder the comparison writes (created). A folder holding a finished run of the same settings is reused run by run.</summary>
     public string OutputFolder { get; set; } = "runs/compare";

@@ -35,6 +35,8 @@ public sealed class MethodComparison
 
     private readonly MLContext _ml;
     private readonly ComparisonOptions _options;
+    private Func<Tensor, IReadOnlyList<int>, McDit.Torch.Metrics.ClassAccuracy>? _accuracy;
+    private McDit.Torch.Metrics.ImageClassifier? _classifier;
 
     /// <summary>A comparison with the given settings (checked here).</summary>
     public MethodComparison(MLContext ml, ComparisonOptions options)
@@ -53,12 +55,37 @@ public sealed class MethodComparison
     /// <param name="dataDescription">Describes the data in the report and the fingerprint of each run (e.g. "embedded Fashion-MNIST, 6000 images").</param>
     public ComparisonResult Run(IDataView train, IDataView reference, string? referenceCachePath = null, string dataDescription = "")
     {
+        try
+        {
+            return RunCore(train, reference, referenceCachePath, dataDescription);
+        }
+        finally
+        {
+            _classifier?.Dispose();
+            _classifier = null;
+            _accuracy = null;
+        }
+    }
+
+    private ComparisonResult RunCore(IDataView train, IDataView reference, string? referenceCachePath, string dataDescription)
+    {
         var o = _options;
         var log = o.Progress ?? TextWriter.Null;
         var folder = Path.GetFullPath(o.OutputFolder);
         Directory.CreateDirectory(Path.Combine(folder, "runs"));
         Directory.CreateDirectory(Path.Combine(folder, "grids"));
-        var fdOptions = new FrechetEvaluationOptions { ReferenceCachePath = referenceCachePath };
+        long referenceRows = reference.GetRowCount() ?? 0, lastReported = -1;
+        var fdOptions = new FrechetEvaluationOptions
+        {
+            ReferenceCachePath = referenceCachePath,
+            Progress = new ProgressLine(p =>
+            {
+                long all = p.Total ?? referenceRows;
+                if (all <= 0 || (p.Done != all && 4 * p.Done / all == 4 * lastReported / Math.Max(1, all))) return;
+                lastReported = p.Done;
+                log.WriteLine($"  ResNet-18 features of the reference images: {p.Done}/{all}");
+            }),
+        };
 
         log.WriteLine($"Comparison of {string.Join(", ", o.Variants.Select(v => v.Name))} over seeds {string.Join(",", o.Seeds)}: " +
             $"{o.Training.Model}, {o.Training.NumberOfSteps}+{o.Training.UnmaskTuningSteps} steps of {o.Training.BatchSize}, " +
@@ -68,11 +95,34 @@ public sealed class MethodComparison
         var (realTrain, _) = ReadImages(train, o.FdSamples, shuffleSeed: 0);
         double realFd;
         using (realTrain) realFd = _ml.McDit().Evaluate(realTrain, referenceStats, new FrechetEvaluationOptions()).FrechetDistance;
+        var accuracyOf = o.ClassAccuracy;
+        if (accuracyOf is null && o.MeasureClassAccuracy && o.Training.LabelColumnName is not null)
+        {
+            var (images, classes) = ReadImages(train, int.MaxValue, shuffleSeed: null);
+            int numberOfClasses = classes.Length == 0 ? 0 : classes.Max() + 1;
+            if (ClassNamesOf(train) is { Count: > 0 } named) numberOfClasses = Math.Max(numberOfClasses, named.Count);
+            using (images)
+            using (var labels = torch.tensor(classes.Select(c => (long)c).ToArray()))
+            {
+                var classifierClock = Stopwatch.StartNew();
+                var classifier = ImageClassifierTraining.GetOrTrain(null, images, labels, numberOfClasses, options: null, out bool trained);
+                log.WriteLine(trained
+                    ? FormattableString.Invariant($"Class-accuracy classifier trained on {classes.Length} training images in {classifierClock.Elapsed.TotalSeconds:F0} s (cached).")
+                    : "Class-accuracy classifier read from the per-user cache.");
+                _classifier = classifier;
+                accuracyOf = (x, c) =>
+                {
+                    using var y = torch.tensor(c.Select(v => (long)v).ToArray());
+                    return McDit.Torch.Metrics.ClassAccuracy.Compute(classifier, x, y);
+                };
+            }
+        }
+        _accuracy = accuracyOf;
         double? realAccuracy = null;
-        if (o.ClassAccuracy is not null)
+        if (accuracyOf is not null)
         {
             var (realHeldOut, labels) = ReadImages(reference, int.MaxValue, shuffleSeed: null);
-            using (realHeldOut) realAccuracy = o.ClassAccuracy(realHeldOut, labels).Overall;
+            using (realHeldOut) realAccuracy = accuracyOf(realHeldOut, labels).Overall;
         }
         var ceiling = realAccuracy is { } ra ? FormattableString.Invariant($", class accuracy of the real held-out images {100 * ra:F1} %") : "";
         log.WriteLine(FormattableString.Invariant(
@@ -153,15 +203,15 @@ public sealed class MethodComparison
                 double mCpu = CpuSeconds();
                 var classes = Enumerable.Range(0, o.FdSamples).Select(i => s.NumberOfClasses == 0 ? 0 : i % s.NumberOfClasses).ToArray();
                 double fd;
-                ComparisonAccuracy? accuracy = null;
+                McDit.Torch.Metrics.ClassAccuracy? accuracy = null;
                 using (var scope = NewDisposeScope())
                 {
-                    var samples = s.Generate(s.NumberOfClasses == 0 ? null : classes, o.FdSamples, o.SampleSeed, Sampler(s.NumberOfClasses));
+                    var samples = Generate(s, s.NumberOfClasses == 0 ? null : classes, o.FdSamples, o.SampleSeed);
                     fd = _ml.McDit().Evaluate(samples, reference, new FrechetEvaluationOptions()).FrechetDistance;
-                    if (o.ClassAccuracy is not null && s.NumberOfClasses > 0) accuracy = o.ClassAccuracy(samples, classes);
+                    if (_accuracy is not null && s.NumberOfClasses > 0) accuracy = _accuracy(samples, classes);
                 }
                 measurements.Add(new ComparisonMeasurement(s.Step, s.Stage, Math.Round(wall, 3), Math.Round(cpu, 3),
-                    lossCount > 0 ? lossSum / lossCount : double.NaN, fd, accuracy?.Overall, accuracy?.PerClass, scheduled, atBudget));
+                    lossCount > 0 ? lossSum / lossCount : double.NaN, fd, accuracy?.Overall, accuracy?.PerClass.Select(a => Math.Round(a, 4)).ToArray(), scheduled, atBudget));
                 lossSum = 0;
                 lossCount = 0;
                 if (last)
@@ -169,7 +219,7 @@ public sealed class MethodComparison
                     int rows = Math.Max(1, s.NumberOfClasses);
                     var gridClasses = Enumerable.Range(0, rows).SelectMany(c => Enumerable.Repeat(c, o.GridColumns)).ToArray();
                     using var scope = NewDisposeScope();
-                    var images = s.Generate(s.NumberOfClasses == 0 ? null : gridClasses, gridClasses.Length, o.SampleSeed + 1, Sampler(s.NumberOfClasses));
+                    var images = Generate(s, s.NumberOfClasses == 0 ? null : gridClasses, gridClasses.Length, o.SampleSeed + 1);
                     ImageGrid.SavePng(images, o.GridColumns, Path.Combine(folder, gridFile), scale: 2, rowLabels: s.ClassNames);
                 }
                 measureWall += mClock.Elapsed.TotalSeconds;
@@ -197,6 +247,24 @@ public sealed class MethodComparison
             budget ?? 0, reachedBudget, measurements, gridFile);
     }
 
+    // Samples in sampler runs of at most GenerationBatchSize images (chunk k starts from seed + k), so memory stays bounded.
+    private Tensor Generate(McDitTrainingStep step, int[]? classes, int count, long seed)
+    {
+        int chunk = Math.Max(1, _options.Training.GenerationBatchSize);
+        var parts = new List<Tensor>();
+        for (int start = 0, k = 0; start < count; start += chunk, k++)
+        {
+            int n = Math.Min(chunk, count - start);
+            parts.Add(step.Generate(classes?.Skip(start).Take(n).ToArray(), n, seed + 1_000_003L * k, Sampler(step.NumberOfClasses)));
+        }
+        return parts.Count == 1 ? parts[0] : torch.cat(parts, 0);
+    }
+
+    private sealed class ProgressLine(Action<FeaturizationProgress> report) : IProgress<FeaturizationProgress>
+    {
+        public void Report(FeaturizationProgress value) => report(value);
+    }
+
     private SamplerOptions Sampler(int numberOfClasses) => new()
     {
         Steps = _options.Sampler.Steps, Solver = _options.Sampler.Solver, GuidanceScale = _options.Sampler.GuidanceScale,
@@ -222,7 +290,7 @@ public sealed class MethodComparison
             t.WeightDecay.ToString("R", CultureInfo.InvariantCulture), t.EmaDecay.ToString("R", CultureInfo.InvariantCulture),
             t.GradientClipNorm.ToString("R", CultureInfo.InvariantCulture), t.Precision, t.InputMinimum, t.InputMaximum,
             _options.EvaluateEvery, _options.FdSamples, s.Steps, s.Solver, s.GuidanceScale.ToString("R", CultureInfo.InvariantCulture),
-            _options.SampleSeed, _options.GridColumns, _options.Clock, _options.ClassAccuracy is null ? "fd" : "fd+accuracy",
+            _options.SampleSeed, _options.GridColumns, _options.Clock, _options.ClassAccuracy is not null ? "fd+custom-accuracy" : _options.MeasureClassAccuracy ? "fd+accuracy" : "fd",
         }.Select(x => Convert.ToString(x, CultureInfo.InvariantCulture)));
     }
 
