@@ -39,12 +39,15 @@ public static class EvaluateCommand
             var referenceName = Directory.Exists(data) ? Path.GetFullPath(data) : $"{data} (held-out)";
             // An explicit image folder is the reference itself, brought to the generator's size and channels.
             var folderOptions = explicitReference ? new McDit.MLNet.Data.ImageFolderOptions { ImageSize = generator.Height, Channels = generator.Channels } : null;
-            using var fd = new FdEvaluation(ml, DataSources.Load(ml, data, heldOut: true, folderOptions), referenceName,
-                parse.GetValue(cache) ?? FdEvaluation.DefaultCacheFile(referenceName), output);
+            var referenceView = DataSources.Load(ml, data, heldOut: true, folderOptions);
+            var training = ClassifierTraining(ml, run.HasRun ? run.LoadSettings().Data : data, generator.NumberOfClasses, generator.ImageChannels, generator.ImageHeight, output);
+            using var fd = new FdEvaluation(ml, referenceView, referenceName,
+                parse.GetValue(cache) ?? FdEvaluation.DefaultCacheFile(referenceName), output, training);
             var result = fd.Evaluate(generator, n, parse.GetValue(seed));
             output.WriteLine();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  model        {loadedFrom} (step {result.Step})"));
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  FD-ResNet18  {result.FrechetDistance:F2}  ({result.Samples} generated vs {result.ReferenceCount} real: {referenceName})"));
+            PrintAccuracy(output, result);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  sampler      {result.SamplerSteps} steps, guidance {result.Guidance}, seed {result.Seed}; {result.Seconds:F0} s"));
             if (run.HasRun)
             {
@@ -54,5 +57,38 @@ public static class EvaluateCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The real training images of <paramref name="data"/> for the class-accuracy classifier, when the model is
+    /// conditional and the data has a training split of the generator's image size; null (with a note) otherwise.
+    /// </summary>
+    internal static IDataView? ClassifierTraining(MLContext ml, string data, int classes, int channels, int size, TextWriter output)
+    {
+        if (classes == 0) return null;
+        try
+        {
+            var view = DataSources.Load(ml, data, heldOut: false, new McDit.MLNet.Data.ImageFolderOptions { ImageSize = size, Channels = channels });
+            if (view.Channels != channels || view.Height != size || view.ClassNames.Count != classes)
+            {
+                output.WriteLine($"No class accuracy: the training images of '{data}' are {view.Channels}×{view.Height}×{view.Width} in {view.ClassNames.Count} classes, the model's {channels}×{size}×{size} in {classes}.");
+                return null;
+            }
+            return view;
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or InvalidDataException or ArgumentException)
+        {
+            output.WriteLine($"No class accuracy: no real training images to train its classifier on ({CliErrors.OneLine(e.Message)}).");
+            return null;
+        }
+    }
+
+    /// <summary>Prints the class-accuracy lines of a result (overall, ceiling, per class), when it has them.</summary>
+    internal static void PrintAccuracy(TextWriter output, FdEvaluation.Result result)
+    {
+        if (result.ClassAccuracy is not { } accuracy || result.PerClassAccuracy is not { } perClass) return;
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  class acc.   {accuracy:P1} of {result.Samples} samples (real held-out images: {result.RealClassAccuracy:P1}; worst class {result.WorstClassAccuracy:P0})"));
+        output.WriteLine("  per class    " + string.Join(", ", perClass.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value:P0}"))));
     }
 }
