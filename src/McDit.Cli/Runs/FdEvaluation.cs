@@ -117,7 +117,7 @@ public sealed class FdEvaluation : IDisposable
         var classes = BalancedClasses(samples, generator.NumberOfClasses);
         using var scope = NewDisposeScope();
         _out.WriteLine($"Generating {samples} samples ({generator.SamplingSteps} {generator.Solver} steps, guidance {generator.GuidanceScale.ToString(CultureInfo.InvariantCulture)})...");
-        var images = generator.Generate(samples, classes, seed);
+        var images = generator.GenerateDecoded(samples, classes, seed); // decoded: a latent model's samples as images
         return Measure(images, generator.TrainedSteps, seed, generator.SamplingSteps, generator.GuidanceScale, clock, classes);
     }
 
