@@ -12,12 +12,23 @@ public static class McDitCli
         Description = "On an error, print the stack trace after the one-line message.", Recursive = true,
     };
 
+    /// <summary>
+    /// The global <c>--threads</c> option: libtorch's intra-op threads. Default: the cores free now (see
+    /// <see cref="McDit.Torch.Runtime.TorchThreadPolicy"/>), or <c>OMP_NUM_THREADS</c> when set.
+    /// </summary>
+    public static readonly Option<int?> Threads = new("--threads")
+    {
+        Description = "CPU threads for libtorch (default: the cores not busy with other processes now, or OMP_NUM_THREADS).", Recursive = true,
+        Validators = { r => { if (r.GetValueOrDefault<int?>() is < 1 or > 1024) r.AddError("--threads must be between 1 and 1024"); } },
+    };
+
     /// <summary>Builds the command tree.</summary>
     public static RootCommand Build(TextWriter output, TextWriter error)
     {
         var root = new RootCommand(
             "McDit: train and sample masked diffusion transformers (DiT, MaskDiT, MC-DiT) with TorchSharp.");
         root.Options.Add(Verbose);
+        root.Options.Add(Threads);
         root.Add(DemoCommand.Create(output, error));
         root.Add(TrainCommand.Create(output, error));
         root.Add(SampleCommand.Create(output, error));
@@ -48,6 +59,9 @@ public static class McDitCli
             }
             // Ctrl+C is handled by the commands themselves (they checkpoint before exiting), not by the parser; every
             // exception comes here rather than to System.CommandLine's handler, which would print a stack trace.
+            // libtorch's threads and OpenMP's wait policy, before any command touches torch.
+            if (parsed.CommandResult.Command != root && !args.Contains("--help") && !args.Contains("-h"))
+                McDit.Torch.Runtime.TorchThreadPolicy.Apply(parsed.GetValue(Threads));
             var config = new InvocationConfiguration
             {
                 Output = output, Error = error, ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false,

@@ -57,6 +57,26 @@ public sealed class ProcessTests : IDisposable
         Assert.Contains("LIBTORCH_DIR='/no/such/libtorch' does not exist", error);
     }
 
+    [Fact]
+    public void TheProgressLineShowsTheThreadsInUseAndThreadsOverridesThem()
+    {
+        foreach (var (threads, expected) in new[] { ((int?)null, "1 thread "), (2, "2 threads ") })
+        {
+            var folder = Path.Combine(_folder, threads?.ToString() ?? "auto");
+            var extra = threads is { } t ? $" --threads {t}" : "";
+            // The test process's OMP_NUM_THREADS=1 (TorchThreads.cs) is the automatic choice; --threads overrides it.
+            using var process = Start($"train --out \"{folder}\" --model Micro/4 --steps 2 --batch-size 4 --device cpu --sample-every 0 --checkpoint-every 0{extra}");
+            string output = process.StandardOutput.ReadToEnd(); // a few lines: neither pipe fills up
+            string error = process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            Assert.True(process.ExitCode == 0, error);
+            Assert.Contains(expected, output);
+        }
+        var (exit, _, message) = CliRunner.Run("train", "--out", _folder, "--threads", "0");
+        Assert.Equal(2, exit);
+        Assert.Contains("--threads", message);
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_folder)) Directory.Delete(_folder, true);

@@ -149,6 +149,67 @@ public sealed class RunFolderTests : IDisposable
         Assert.True(File.Exists(run.ModelFile));
         using var grid = Image.Load(Path.Combine(run.SamplesFolder, "final.png"));
         Assert.True(grid.Height >= 2 * 32 && grid.Height < 3 * 32, $"two rows of decoded 16 px images at scale 2, got {grid.Height}");
+
+        // `sample` decodes too (it once passed the 4-channel 8×8 latents to the grid writer): single RGB 16×16 files.
+        var pngs = Path.Combine(folder, "pngs");
+        (exit, output, error) = CliRunner.Run("sample", "--from", folder, "--format", "png", "--out", pngs, "--per-class", "1", "--steps", "1", "--device", "cpu");
+        Assert.True(exit == 0, error + output);
+        var files = Directory.GetFiles(pngs, "*.png").Select(Path.GetFileName).Order().ToArray();
+        Assert.Equal(new[] { "0_00.png", "1_00.png" }, files);
+        using var single = Image.Load(Path.Combine(pngs, "0_00.png"));
+        Assert.Equal((16, 16), (single.Width, single.Height));
+    }
+
+    [Fact]
+    public void SampleWritesSingleImagesAndEvaluateImagesScoresThemWithoutSampling()
+    {
+        var folder = Folder();
+        Assert.Equal(0, CliRunner.Run(Tiny(folder, "--steps", "1", "--method", "DiT")).Exit);
+        var pngs = Path.Combine(folder, "pngs");
+        var (exit, output, error) = CliRunner.Run("sample", "--from", folder, "--format", "png", "--grid", "--out", pngs, "--classes", "0,3",
+            "--per-class", "2", "--steps", "1", "--device", "cpu");
+        Assert.True(exit == 0, error);
+        Assert.Equal(new[] { "0_00.png", "0_01.png", "3_00.png", "3_01.png", "grid.png" },
+            Directory.GetFiles(pngs).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray());
+        using (var one = Image.Load(Path.Combine(pngs, "3_01.png"))) Assert.Equal((28, 28), (one.Width, one.Height));
+
+        // The real held-out images as files of the same naming: a reference folder of 2 per class, and 5 per class to score.
+        var heldOut = McDit.Torch.Data.FashionMnist.LoadEmbedded(McDit.Torch.Data.FashionMnistSplit.HeldOut);
+        var reference = Path.Combine(folder, "reference");
+        var real = Path.Combine(folder, "real");
+        Directory.CreateDirectory(real);
+        var seen = new int[10];
+        for (int i = 0; i < heldOut.Count; i++)
+        {
+            int c = heldOut.Labels[i];
+            if (seen[c] >= 7) continue;
+            using var png = SixLabors.ImageSharp.Image.LoadPixelData<SixLabors.ImageSharp.PixelFormats.L8>(heldOut.GetImage(i), 28, 28);
+            if (seen[c] < 2)
+            {
+                Directory.CreateDirectory(Path.Combine(reference, c.ToString()));
+                png.Save(Path.Combine(reference, c.ToString(), $"{i}.png"));
+            }
+            else png.Save(Path.Combine(real, $"{c}_{seen[c] - 2}.png"));
+            seen[c]++;
+        }
+        string[] Evaluate(string images) => new[] { "evaluate", "--images", images, "--from", folder, "--reference", reference,
+            "--reference-cache", Path.Combine(folder, "reference-stats.safetensors") };
+        (exit, output, error) = CliRunner.Run(Evaluate(real));
+        Assert.True(exit == 0, error + output);
+        Assert.Contains("50 files", output);
+        var line = System.Text.Json.JsonDocument.Parse(File.ReadAllLines(new RunFolder(folder).EvaluationsFile).Last()).RootElement;
+        double realAccuracy = line.GetProperty("class_accuracy").GetDouble();
+        Assert.True(realAccuracy >= 0.7, $"real images: {realAccuracy}\n{output}");
+        Assert.True(line.GetProperty("frechet_distance").GetDouble() > 0);
+        Assert.Equal(10, line.GetProperty("per_class_accuracy").EnumerateObject().Count());
+
+        // The one-step model's samples: FD and accuracy of 4 files (the grid is not read), accuracy well below the real images'.
+        (exit, output, error) = CliRunner.Run(Evaluate(pngs));
+        Assert.True(exit == 0, error + output);
+        Assert.Contains("4 files", output);
+        line = System.Text.Json.JsonDocument.Parse(File.ReadAllLines(new RunFolder(folder).EvaluationsFile).Last()).RootElement;
+        Assert.True(line.GetProperty("class_accuracy").GetDouble() < realAccuracy, output);
+        Assert.Contains("class acc.", output);
     }
 
     [Fact]

@@ -54,8 +54,6 @@ public class ReadmeExampleTests : IDisposable
             CSharpSyntaxTree.ParseText(string.Join("\n", new[] { "System", "System.Collections.Generic", "System.IO", "System.Linq",
                 "System.Net.Http", "System.Threading", "System.Threading.Tasks" }.Select(n => $"global using global::{n};")), Parse, "GlobalUsings.cs"),
         };
-        if (!HasEvaluateWithTwoColumnNames())
-            trees.Add(CSharpSyntaxTree.ParseText(File.ReadAllText(RepositoryFiles.Path("tests", "consumer", "EvaluateBridge.cs")), Parse, "EvaluateBridge.cs"));
         var compilation = CSharpCompilation.Create("ReadmeExample", trees, References(),
             new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable));
         using var image = new MemoryStream();
@@ -86,11 +84,6 @@ public class ReadmeExampleTests : IDisposable
         Assert.True(match.Success, $"README.md has no ```csharp block under '{Section}'.");
         return match.Groups[1].Value;
     }
-
-    // Issue 10 adds Evaluate(generated, real, generatedColumnName, realColumnName, ...); until then the consumer's bridge stands in.
-    static bool HasEvaluateWithTwoColumnNames() => typeof(McDitCatalog).GetMethods().Any(m => m.Name == "Evaluate" &&
-        m.GetParameters() is { Length: >= 4 } p && p[0].ParameterType == typeof(IDataView) && p[1].ParameterType == typeof(IDataView) &&
-        p[2].ParameterType == typeof(string) && p[3].ParameterType == typeof(string));
 
     /// <summary>Every assembly of this test's application (the trusted platform assemblies): .NET, ML.NET, TorchSharp, McDit.</summary>
     static IEnumerable<MetadataReference> References() =>

@@ -17,10 +17,14 @@ internal sealed class ChildProcess : IDisposable
     /// <summary>Starts <c>dotnet DLL args</c> with one torch thread and the given extra environment.</summary>
     public static ChildProcess Start(string dll, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, Action<string>? onLine = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        // A test host started in the background by a non-interactive shell (as CI may start it) inherits an ignored
+        // SIGINT, and so would mcdit: exec keeps ignored signals ignored. Ctrl+C is what these tests send, so the
+        // child starts with SIGINT at its default (coreutils' env execs dotnet in place: same process id).
+        var info = new ProcessStartInfo(EnvResetsSignals ? "/usr/bin/env" : "dotnet")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
         };
+        if (EnvResetsSignals) { info.ArgumentList.Add("--default-signal=INT"); info.ArgumentList.Add("dotnet"); }
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["OMP_NUM_THREADS"] = "1";
@@ -36,6 +40,22 @@ internal sealed class ChildProcess : IDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return child;
+    }
+
+    /// <summary>Whether /usr/bin/env has <c>--default-signal</c> (GNU coreutils 8.31 and later).</summary>
+    static readonly bool EnvResetsSignals = Probe();
+
+    static bool Probe()
+    {
+        if (!File.Exists("/usr/bin/env")) return false;
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo("/usr/bin/env", new[] { "--default-signal=INT", "true" })
+            { RedirectStandardError = true, UseShellExecute = false })!;
+            p.WaitForExit();
+            return p.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception) { return false; }
     }
 
     public int Id => _process.Id;

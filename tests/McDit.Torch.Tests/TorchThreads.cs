@@ -9,5 +9,10 @@ internal static class TorchThreads
     /// thread pools from oversubscribing the cores, which slows tiny tensor work many times over.
     /// </summary>
     [ModuleInitializer]
-    internal static void OneThreadPerTestWorker() => TorchSharp.torch.set_num_threads(1);
+    internal static void OneThreadPerTestWorker()
+    {
+        // OMP_NUM_THREADS also reaches the thread policy of in-process CLI runs and trainers, and child processes.
+        Environment.SetEnvironmentVariable("OMP_NUM_THREADS", "1");
+        McDit.Torch.Runtime.TorchThreadPolicy.Apply(1);
+    }
 }

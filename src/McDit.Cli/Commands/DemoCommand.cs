@@ -56,11 +56,12 @@ public static class DemoCommand
                 var referenceName = $"embedded (held-out, {referenceImages})";
                 output.WriteLine();
                 using var fd = new FdEvaluation(ml, ml.Data.TakeRows(DataSources.Load(ml, "embedded", heldOut: true), referenceImages), referenceName,
-                    FdEvaluation.DefaultCacheFile(referenceName), output);
+                    FdEvaluation.DefaultCacheFile(referenceName), output, classifierTraining: DataSources.Load(ml, "embedded", heldOut: false));
                 var result = fd.Evaluate(generator, n, seed: 0);
                 FdEvaluation.Append(folder.EvaluationsFile, result);
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  FD-ResNet18  {result.FrechetDistance:F2}  ({result.Samples} generated vs {result.ReferenceCount} held-out real images; lower is better)"));
+                EvaluateCommand.PrintAccuracy(output, result);
             }
             output.WriteLine($"  Look at {Path.Combine(folder.SamplesFolder, "final.png")}: one row per class.");
             return 0;

@@ -14,7 +14,9 @@ public static class SampleCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var from = new Option<string>("--from") { Description = "A run folder (its model.zip, or its latest checkpoint while training), a checkpoint folder, or a saved model .zip.", Required = true }.Path(mustExist: true, "a run folder, a checkpoint folder or a model .zip");
-        var outFile = new Option<string>("--out") { Description = "PNG file to write.", DefaultValueFactory = _ => "samples.png" }.OutputFile("a PNG file to write");
+        var outFile = new Option<string?>("--out") { Description = "With --format grid: the PNG file to write (default samples.png). With --format png: the folder for the single images (default samples)." }.OptionalPath(mustExist: false, "a PNG file (--format grid) or a folder (--format png) to write");
+        var format = new Option<SampleFormat>("--format") { Description = "grid: one labelled PNG grid (one row per class). png: one PNG per sample, named <class>_<index>.png, in the --out folder (for `mcdit evaluate --images`).", DefaultValueFactory = _ => SampleFormat.Grid };
+        var alsoGrid = new Option<bool>("--grid") { Description = "With --format png: also write grid.png of the same samples in the folder." };
         var classesOption = new Option<string?>("--classes") { Description = "Comma-separated class indices, one grid row each (default: every class)." }.ClassList();
         var perClass = new Option<int>("--per-class") { Description = "Samples per class (grid columns).", DefaultValueFactory = _ => 8 }.InRange(1, 64, "samples per class");
         var seed = new Option<long>("--seed") { Description = "Seed of the starting noise: the same seed gives the same images.", DefaultValueFactory = _ => 0 };
@@ -24,8 +26,19 @@ public static class SampleCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" }.Device();
         var command = new Command("sample", "Generate a grid of images, one row per class, from a trained model.")
         {
-            from, outFile, classesOption, perClass, seed, steps, solver, guidance, device,
+            from, outFile, format, alsoGrid, classesOption, perClass, seed, steps, solver, guidance, device,
         };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(alsoGrid) && result.GetValue(format) != SampleFormat.Png)
+                result.AddError("--grid goes with --format png (--format grid writes only the grid)");
+            var target = result.GetValue(outFile);
+            if (target is null) return;
+            if (result.GetValue(format) == SampleFormat.Png && File.Exists(target))
+                result.AddError($"--out '{target}' is a file: --format png writes a folder of images");
+            else if (result.GetValue(format) == SampleFormat.Grid && Directory.Exists(target))
+                result.AddError($"--out '{target}' is a folder: --format grid writes one PNG file (or give --format png)");
+        });
         command.SetAction(parse =>
         {
             var ml = new MLContext(seed: 0);
@@ -35,15 +48,38 @@ public static class SampleCommand
             var rows = ParseClasses(parse.GetValue(classesOption), classes) ?? Enumerable.Range(0, Math.Max(1, classes)).ToArray();
             int columns = parse.GetValue(perClass);
             var labels = classes == 0 ? null : rows.SelectMany(c => Enumerable.Repeat(c, columns)).ToArray();
-            using var samples = generator.Generate(rows.Length * columns, labels, parse.GetValue(seed));
+            // Images, not latents: a latent (--vae) model's samples are decoded.
+            using var samples = generator.GenerateDecoded(rows.Length * columns, labels, parse.GetValue(seed));
             var names = classes == 0 ? null
                 : rows.Select(r => generator.ClassNames is { } n && r < n.Count ? n[r] : "class " + r).ToList();
-            var path = Path.GetFullPath(parse.GetValue(outFile)!);
+            if (parse.GetValue(format) == SampleFormat.Png)
+            {
+                var folder = Path.GetFullPath(parse.GetValue(outFile) ?? "samples");
+                var written = ImageFiles.SavePngs(samples, folder, labels);
+                output.WriteLine($"Wrote {written.Count} images ({rows.Length} classes × {columns}, named <class>_<index>.png) from {loadedFrom} to {folder}");
+                if (parse.GetValue(alsoGrid))
+                {
+                    var gridPath = Path.Combine(folder, ImageFiles.GridFileName);
+                    ImageGrid.SavePng(samples, columns, gridPath, scale: 2, rowLabels: names);
+                    output.WriteLine($"Wrote the grid to {gridPath}");
+                }
+                return 0;
+            }
+            var path = Path.GetFullPath(parse.GetValue(outFile) ?? "samples.png");
             ImageGrid.SavePng(samples, columns, path, scale: 2, rowLabels: names);
             output.WriteLine($"Wrote {rows.Length * columns} samples ({rows.Length} rows × {columns}) from {loadedFrom} to {path}");
             return 0;
         });
         return command;
+    }
+
+    /// <summary>What <c>mcdit sample</c> writes.</summary>
+    public enum SampleFormat
+    {
+        /// <summary>One labelled grid PNG.</summary>
+        Grid,
+        /// <summary>One PNG per sample in a folder.</summary>
+        Png,
     }
 
     private static int[]? ParseClasses(string? text, int numClasses)

@@ -17,6 +17,7 @@ public sealed class ProgressLine
     private double _smoothedLoss = double.NaN;
     private long _lastPrinted = -1;
     private TimeSpan _lastDraw = TimeSpan.Zero;
+    private readonly int _threads = TorchSharp.torch.get_num_threads();
 
     /// <summary>Starts reporting toward <paramref name="total"/> steps, counting from <paramref name="startStep"/>.</summary>
     public ProgressLine(TextWriter output, long total, long startStep, bool interactive)
@@ -35,7 +36,7 @@ public sealed class ProgressLine
         var eta = rate > 0 ? TimeSpan.FromSeconds((_total - step) / rate) : TimeSpan.Zero;
         int width = 24, filled = (int)(width * step / Math.Max(1, _total));
         var line = string.Create(CultureInfo.InvariantCulture,
-            $"[{new string('#', filled)}{new string('.', width - filled)}] step {step}/{_total}  loss {_smoothedLoss:F4}  {rate:F2} steps/s  ETA {eta:hh\\:mm\\:ss}{(note is null ? "" : "  " + note)}");
+            $"[{new string('#', filled)}{new string('.', width - filled)}] step {step}/{_total}  loss {_smoothedLoss:F4}  {rate:F2} steps/s  {_threads} thread{(_threads == 1 ? "" : "s")}  ETA {eta:hh\\:mm\\:ss}{(note is null ? "" : "  " + note)}");
         if (_interactive)
         {
             if (step != _total && _clock.Elapsed - _lastDraw < TimeSpan.FromMilliseconds(200)) return;

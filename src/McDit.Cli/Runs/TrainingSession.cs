@@ -172,7 +172,7 @@ public sealed class TrainingSession
         // Periodic FD compares with the held-out split; latent models' samples would need decoding first.
         using var fd = isMain && settings.FdEvery > 0 && settings.Vae is null
             ? new FdEvaluation(ml, DataSources.Load(ml, settings.Data, heldOut: true), $"{settings.Data} (held-out)",
-                FdEvaluation.DefaultCacheFile($"{settings.Data} (held-out)"), Out)
+                FdEvaluation.DefaultCacheFile($"{settings.Data} (held-out)"), Out, classifierTraining: data)
             : null;
         var sampler = new SamplerOptions { Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance };
 
@@ -202,10 +202,12 @@ public sealed class TrainingSession
             {
                 progress.Break();
                 using var scope = NewDisposeScope();
-                var samples = step.Generate(FdEvaluation.BalancedClasses(settings.FdSamples, step.NumberOfClasses), settings.FdSamples, settings.Seed, sampler);
-                var result = fd.Measure(samples, step.Step, settings.Seed, sampler.Steps, sampler.GuidanceScale);
+                var classes = FdEvaluation.BalancedClasses(settings.FdSamples, step.NumberOfClasses);
+                var samples = step.Generate(classes, settings.FdSamples, settings.Seed, sampler);
+                var result = fd.Measure(samples, step.Step, settings.Seed, sampler.Steps, sampler.GuidanceScale, classes: classes);
                 FdEvaluation.Append(folder.EvaluationsFile, result);
-                Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step.Step}: FD-ResNet18 {result.FrechetDistance:F2} ({result.Samples} samples)"));
+                var accuracy = FdEvaluation.DescribeAccuracy(result);
+                Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step.Step}: FD-ResNet18 {result.FrechetDistance:F2} ({result.Samples} samples){(accuracy is null ? "" : ", " + accuracy)}"));
             }
         };
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using McDit.Torch.Metrics;
+using Microsoft.ML;
 
 namespace McDit.MLNet.Evaluation;
 
@@ -30,9 +31,23 @@ public sealed class FrechetDistanceMetrics
     /// <summary>Number of reference images (from the cache when one was used).</summary>
     public long ReferenceCount { get; }
 
+    /// <summary>
+    /// Class accuracy of the generated images: the fraction a classifier trained on real training images assigns to the
+    /// class they were generated for (the label column), overall and per class; null when no classifier was asked for.
+    /// </summary>
+    public ClassAccuracy? ClassAccuracy { get; init; }
+
+    /// <summary>The same classifier's accuracy on the real (reference) images: the ceiling for <see cref="ClassAccuracy"/>.</summary>
+    public ClassAccuracy? RealClassAccuracy { get; init; }
+
+    /// <summary>Class names by index (from the label column's key values), when known.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
+
     /// <inheritdoc/>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"FD {FrechetDistance:G6} ({ExtractorId}, {GeneratedCount} generated vs {ReferenceCount} reference images)");
+        $"FD {FrechetDistance:G6} ({ExtractorId}, {GeneratedCount} generated vs {ReferenceCount} reference images)") +
+        (ClassAccuracy is { } a ? string.Create(CultureInfo.InvariantCulture,
+            $"; class accuracy {a.Overall:P1} (worst class {a.Worst:P0}; real images {RealClassAccuracy?.Overall ?? double.NaN:P1})") : "");
 }
 
 /// <summary>Options of McDit's image-set evaluations.</summary>
@@ -52,6 +67,20 @@ public sealed class FrechetEvaluationOptions
 
     /// <summary>The feature extractor; null means ResNet-18 (FD-ResNet18). Not disposed by the evaluation.</summary>
     public IFeatureExtractor? FeatureExtractor { get; set; }
+
+    /// <summary>
+    /// The classifier of the class-accuracy metric (trained on real training images of the same size, for example by
+    /// <c>mlContext.McDit().TrainClassifier(train)</c>); with it, <c>Evaluate</c> also reports class accuracy of the
+    /// generated and of the real images. Not disposed by the evaluation. Null: see <see cref="ClassifierTrainingData"/>.
+    /// </summary>
+    public ImageClassifier? Classifier { get; set; }
+
+    /// <summary>
+    /// Real training images (with the label column) to train the classifier on when <see cref="Classifier"/> is null:
+    /// trained once and cached per user (<see cref="ImageClassifierTraining.DefaultCachePath"/>). Null with no
+    /// <see cref="Classifier"/>: no class accuracy.
+    /// </summary>
+    public IDataView? ClassifierTrainingData { get; set; }
 
     /// <summary>Folder of the ResNet-18 ONNX models when <see cref="FeatureExtractor"/> is null; null means
     /// <c>DnnImageModels</c> beside the application.</summary>

@@ -234,6 +234,18 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     }
 
     /// <summary>
+    /// Like <see cref="Generate"/>, as images: float32 [N, <see cref="ImageChannels"/>, <see cref="ImageHeight"/>,
+    /// <see cref="ImageWidth"/>] on the CPU in [−1, 1], decoded by the <see cref="Decoder"/> when the model has one
+    /// (the same samples as <see cref="Generate"/>'s latents). Use this, not <see cref="Generate"/>, for grids, files and metrics.
+    /// </summary>
+    public Tensor GenerateDecoded(int count, IReadOnlyList<int>? classes = null, long seed = 0)
+    {
+        var flat = GenerateFlat(count, classes, seed, decoded: true);
+        TorchBackend.EnsureInitialized();
+        return torch.tensor(flat, new long[] { count, ImageChannels, ImageHeight, ImageWidth });
+    }
+
+    /// <summary>
     /// Like <see cref="Generate"/>, as Bgra32 <see cref="MLImage"/>s of <see cref="ImageHeight"/>×<see cref="ImageWidth"/>
     /// (decoded by the <see cref="Decoder"/> when there is one); the caller disposes them.
     /// </summary>

@@ -123,6 +123,14 @@ public sealed partial class McDitTrainer
         /// <summary>Device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).</summary>
         public string Device = "auto";
 
+        /// <summary>
+        /// libtorch's CPU threads. Null: chosen once per process (unless the application chose already, as <c>mcdit</c>
+        /// does) from the cores free at the start, or <c>OMP_NUM_THREADS</c> when set; OpenMP is told to sleep rather
+        /// than spin while waiting, so training on a busy machine slows only in proportion to its share of the CPUs
+        /// (<see cref="McDit.Torch.Runtime.TorchThreadPolicy"/>). A number sets it for this process.
+        /// </summary>
+        public int? Threads;
+
         /// <summary>Precision of the forward and backward passes (bfloat16 is meant for CUDA).</summary>
         public TrainingPrecision Precision = TrainingPrecision.Float32;
 

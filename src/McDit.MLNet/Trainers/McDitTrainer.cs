@@ -159,6 +159,7 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
     {
         _host.CheckValue(input, nameof(input));
         var o = _options;
+        McDit.Torch.Runtime.TorchThreadPolicy.ApplyOnce(o.Threads);
         // Latent-space data: the column holds the VAE's scaled latents, taken as they are (−1 and +1 map to themselves).
         var decoder = o.LatentDecoder ?? (o.LatentDecoderPath is { } vaePath ? Latents.VaeRuntime.Load(vaePath) : null);
         if (decoder is not null)

@@ -48,6 +48,8 @@ public static class TorchBackend
         lock (Gate)
         {
             if (_initialized) return;
+            // OpenMP reads its wait policy when libtorch loads it: sleep, do not spin (see TorchThreadPolicy).
+            TorchThreadPolicy.PrepareEnvironment();
             PreloadExternalLibTorch();
             // Before TorchSharp's loader: on systems with an older libstdc++, load a patched copy of its library.
             try
