@@ -2,7 +2,8 @@
 // Usage: dotnet run -c Release --project benchmarks/McDit.Benchmarks -- [--model S/2] [--input 32] [--channels 4]
 //        [--batch 16] [--steps 5] [--warmup 2] [--device cpu] [--precision Float32]
 // With --vae first: the VAE encode/decode throughput instead (see VaeBenchmark.cs); with --distributed first: data-parallel
-// step and all-reduce timings (see DistributedBenchmark.cs).
+// step and all-reduce timings (see DistributedBenchmark.cs); with --interop first: DiT-XL/2 sampling time per image
+// (see InteropBenchmark.cs).
 using System.Diagnostics;
 using System.Globalization;
 using McDit.Torch.Models;
@@ -13,6 +14,7 @@ using static TorchSharp.torch;
 
 if (args.Length > 0 && args[0] == "--vae") return VaeBenchmark.Run(args[1..]);
 if (args.Length > 0 && args[0] == "--distributed") return DistributedBenchmark.Run(args[1..]);
+if (args.Length > 0 && args[0] == "--interop") return InteropBenchmark.Run(args[1..]);
 
 var argsMap = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 for (int i = 0; i + 1 < args.Length; i += 2)

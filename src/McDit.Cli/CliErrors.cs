@@ -31,6 +31,7 @@ public static class CliErrors
         [typeof(DirectoryNotFoundException)] = Usage,
         [typeof(InvalidDataException)] = BadData,
         [typeof(SafeTensorsFormatException)] = BadData,
+        [typeof(McDit.Torch.Interop.TorchFormatException)] = BadData, // also UnsafePickleException
         [typeof(JsonException)] = BadData,
         [typeof(FormatException)] = BadData,
         [typeof(System.Text.DecoderFallbackException)] = BadData, // an ArgumentException, but about the bytes of a file

@@ -35,6 +35,8 @@ public static class McDitCli
         root.Add(EvaluateCommand.Create(output, error));
         root.Add(CompareCommand.Create(output, error));
         root.Add(ServeCommand.Create(output, error));
+        root.Add(ImportCommand.Create(output, error));
+        root.Add(ExportCommand.Create(output, error));
         return root;
     }
 

@@ -140,20 +140,26 @@ internal static class OptionChecks
         else if (fileExpected == false && isFile) r.AddError($"{Name(r)} '{v}' is a file: expected {what}.");
     }
 
-    /// <summary>The value must be a comma-separated list of class indices (their range is checked against the model later).</summary>
+    /// <summary>
+    /// The value must be a comma-separated list of classes: indices (0,3,7) or names ("golden retriever,otter"); their
+    /// range and the names are checked against the model later.
+    /// </summary>
     public static Option<string?> ClassList(this Option<string?> option)
     {
         option.Validators.Add(r =>
         {
             if (!TryValue<string?>(r, out var v) || v is null) return;
             var parts = v.Split(',', StringSplitOptions.TrimEntries);
-            if (parts.Length == 0 || parts.Any(p => !int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out _)))
-                r.AddError($"{Name(r)} '{v}' is not a list of class indices: expected comma-separated whole numbers ≥ 0, e.g. 0,3,7.");
+            if (parts.Length == 0 || parts.Any(p => p.Length == 0 || !(int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out _) || IsName(p))))
+                r.AddError($"{Name(r)} '{v}' is not a list of classes: expected comma-separated class indices ≥ 0 or class names, e.g. 0,3,7 or \"golden retriever,otter\".");
             else if (parts.Length > 1_000)
                 r.AddError($"{Name(r)} lists {parts.Length} classes: expected at most 1000 rows.");
         });
         return option;
     }
+
+    // A class name: starts with a letter; letters, digits, spaces and - ' ( ) . _ / &.
+    static bool IsName(string p) => char.IsLetter(p[0]) && p.Length <= 200 && p.All(c => char.IsLetterOrDigit(c) || " -'()._/&".Contains(c));
 
     /// <summary>The value must name a model preset such as Tiny/4 or S/2.</summary>
     public static Option<string> ModelPreset(this Option<string> option)

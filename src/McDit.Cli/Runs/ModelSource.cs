@@ -1,5 +1,6 @@
 using McDit.MLNet.Generation;
 using McDit.Torch.Data;
+using McDit.Torch.Interop;
 using McDit.Torch.Runtime;
 using Microsoft.ML;
 
@@ -37,14 +38,24 @@ public static class ModelSource
             var owner = new RunFolder(Path.Combine(from, "..", ".."));
             return ml.McDit().LoadCheckpoint(from, owner.HasRun ? ClassNamesOf(owner) : null, device: device);
         }
+        if (File.Exists(from) && IsReferenceFile(from))
+        {
+            // A DiT / MaskDiT checkpoint: its weight EMA (DiT-XL-2-256x256.pt is one already), read without running code from it.
+            description = from;
+            return ml.McDit().LoadReference(from, options: new ReferenceImportOptions { UseEma = true }, device: device);
+        }
         if (File.Exists(from))
         {
             description = from;
             return McDitModelFile.LoadGenerator(ml, from, device);
         }
         throw new DirectoryNotFoundException(
-            $"--from '{from}' is neither a run folder (run.json), a checkpoint folder (config.json + ema.safetensors) nor a saved model (.zip).");
+            $"--from '{from}' is neither a run folder (run.json), a checkpoint folder (config.json + ema.safetensors), a saved model (.zip) nor a DiT/MaskDiT checkpoint (.pt, .safetensors).");
     }
+
+    /// <summary>True for the files of the reference implementations: .pt, .pth (torch.save) and .safetensors.</summary>
+    public static bool IsReferenceFile(string path) =>
+        new[] { ".pt", ".pth", ".safetensors" }.Contains(Path.GetExtension(path).ToLowerInvariant());
 
     private static IReadOnlyList<string>? ClassNamesOf(RunFolder run) =>
         run.LoadSettings().Data is "embedded" or "fashion-mnist" ? FashionMnist.ClassNames : null;

@@ -86,7 +86,7 @@ public sealed record TrainSettings
         DiffusionTransformerConfig.ParseName(Model!);
         Require(Enum.IsDefined(Method), "method", Method, "DiT, MaskDiT or McDiT");
         Require(Enum.IsDefined(Precision), "precision", Precision, "Float32 or BFloat16");
-        Require(Enum.IsDefined(Solver), "solver", Solver, "Heun or Euler");
+        Require(Enum.IsDefined(Solver) && Solver != SamplerSolver.Ddpm, "solver", Solver, "Heun or Euler (Ddpm is for DiT weights)");
         Require(Steps >= 1, "steps", Steps, "at least one masked pre-training step");
         Require(UnmaskSteps >= 0, "unmask-steps", UnmaskSteps, "≥ 0");
         Require(Steps <= int.MaxValue && UnmaskSteps <= int.MaxValue && TotalSteps <= int.MaxValue, "steps", Steps,

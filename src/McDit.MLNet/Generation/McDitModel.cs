@@ -170,12 +170,14 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
 
     internal McDitModelSettings Settings => _settings;
     internal MaskedDiffusionTransformer Network => _network;
+    /// <summary>The lock every use of the (shared) network holds.</summary>
+    internal object Gate => _gate;
 
     /// <summary>
     /// The same network with other generation settings (the network is shared, not copied). Null keeps a setting.
     /// </summary>
     /// <param name="samplingSteps">Sampler steps N ≥ 1.</param>
-    /// <param name="solver">Heun or Euler.</param>
+    /// <param name="solver">Heun or Euler; Ddpm (DiT's sampler) for DiT weights.</param>
     /// <param name="guidanceScale">Classifier-free guidance scale (1 = none).</param>
     /// <param name="batchSize">Rows per sampler run.</param>
     /// <param name="seed">Base seed of rows without a seed column.</param>
@@ -309,7 +311,12 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     int CheckClass(long c, string source, long index)
     {
         if (NumberOfClasses == 0) return -1;
-        if (c == -1 || c == IndexColumn.Missing) return NumberOfClasses; // the null label: unconditional
+        if (c == -1 || c == IndexColumn.Missing)
+        {
+            if (!_settings.Model.HasNullLabel)
+                throw new ArgumentOutOfRangeException(source, $"{source}, row {index}: this model has no null label (it was trained without label dropout), so it cannot generate unconditionally; give a class 0..{NumberOfClasses - 1}.");
+            return NumberOfClasses; // the null label: unconditional
+        }
         if (c < 0 || c >= NumberOfClasses)
             throw new ArgumentOutOfRangeException(source,
                 $"{source}, row {index}: class {c} is out of range; this model has classes 0..{NumberOfClasses - 1} (or −1 / a missing key for unconditional).");
@@ -350,23 +357,41 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
             var device = _network.parameters().First().device;
             var shape = new long[] { 1, Channels, Height, Width };
             var noise = new Tensor[n];
-            for (int i = 0; i < n; i++)
+            // One generator per row: its starting noise, then (DDPM) the fresh noise of every step, so a row's sample depends on its seed only.
+            var generators = seedArray.Select(seed => new Generator(unchecked((ulong)seed), torch.CPU)).ToArray();
+            try
             {
-                using var generator = new Generator(unchecked((ulong)seedArray[i]), torch.CPU);
-                noise[i] = randn(shape, generator: generator);
+                for (int i = 0; i < n; i++) noise[i] = randn(shape, generator: generators[i]);
+                var latents = torch.cat(noise, 0).to(device);
+                Tensor? y = NumberOfClasses > 0 ? torch.tensor(labelArray.Select(l => (long)l).ToArray(), device: device) : null;
+                double guidance = y is null ? 1.0 : _settings.GuidanceScale;
+                if (guidance != 1.0 && _network.NullLabel < 0)
+                    throw new ArgumentException($"Guidance scale {guidance} needs the null label, which this model has not (it was trained without label dropout); use guidance 1.");
+                Tensor samples;
+                if (_settings.Solver == SamplerSolver.Ddpm)
+                {
+                    samples = DdpmSampler.Sample(ModelDenoiser.CreateDdpm(_network), latents, y, new DdpmSchedule(_settings.SamplingSteps),
+                        like => torch.cat(generators.Select(g => randn(shape, generator: g)).ToArray(), 0).to(like.device),
+                        guidance, _network.NullLabel >= 0 ? _network.NullLabel : null);
+                }
+                else
+                {
+                    var options = new SamplerOptions
+                    {
+                        Steps = _settings.SamplingSteps, Solver = _settings.Solver,
+                        SigmaMin = _settings.SigmaMin, SigmaMax = _settings.SigmaMax, Rho = _settings.Rho,
+                        GuidanceScale = guidance,
+                        NullLabel = y is null || _network.NullLabel < 0 ? null : _network.NullLabel,
+                    };
+                    samples = EdmSampler.Sample(ModelDenoiser.Create(_network, _settings.SigmaData), latents, y, options);
+                }
+                if (_decoder is null) samples = samples.clamp(-1f, 1f);
+                return samples.cpu().contiguous().data<float>().ToArray();
             }
-            var latents = torch.cat(noise, 0).to(device);
-            Tensor? y = NumberOfClasses > 0 ? torch.tensor(labelArray.Select(l => (long)l).ToArray(), device: device) : null;
-            var options = new SamplerOptions
+            finally
             {
-                Steps = _settings.SamplingSteps, Solver = _settings.Solver,
-                SigmaMin = _settings.SigmaMin, SigmaMax = _settings.SigmaMax, Rho = _settings.Rho,
-                GuidanceScale = y is null ? 1.0 : _settings.GuidanceScale,
-                NullLabel = y is null ? null : _network.NullLabel,
-            };
-            var samples = EdmSampler.Sample(ModelDenoiser.Create(_network, _settings.SigmaData), latents, y, options);
-            if (_decoder is null) samples = samples.clamp(-1f, 1f);
-            return samples.cpu().contiguous().data<float>().ToArray();
+                foreach (var g in generators) g.Dispose();
+            }
         }
     }
 

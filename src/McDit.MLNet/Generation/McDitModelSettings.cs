@@ -67,7 +67,7 @@ sealed record McDitModelSettings
         if (SamplingSteps < 1 || SamplingSteps > MaxSamplingSteps)
             throw new ArgumentOutOfRangeException(nameof(SamplingSteps), SamplingSteps, $"Sampling steps must be in 1..{MaxSamplingSteps} (18 is a good default).");
         if (!Enum.IsDefined(Solver))
-            throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "The solver must be Heun or Euler.");
+            throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "The solver must be Heun, Euler or Ddpm (DiT weights only).");
         if (!double.IsFinite(GuidanceScale))
             throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "The guidance scale must be finite (1 = no guidance).");
         if (!(SigmaMin > 0) || !(SigmaMax > SigmaMin) || !double.IsFinite(SigmaMax) || !(Rho > 0) || !double.IsFinite(Rho))

@@ -30,6 +30,8 @@ public static class EdmSampler
         ArgumentNullException.ThrowIfNull(latents);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (options.Solver == SamplerSolver.Ddpm)
+            throw new ArgumentException("SamplerOptions.Solver = Ddpm is DiT's DDPM sampler, not an EDM solver: use DdpmSampler (ModelSampler picks it), or Heun / Euler here.", nameof(options));
         if (latents.dim() < 1 || latents.shape[0] < 1)
             throw new ArgumentException(
                 $"latents must be [N, ...] with N ≥ 1; got shape [{string.Join(", ", latents.shape)}].", nameof(latents));

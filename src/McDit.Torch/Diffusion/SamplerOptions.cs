@@ -38,7 +38,7 @@ public sealed class SamplerOptions
         if (Steps < 1)
             throw new ArgumentOutOfRangeException(nameof(Steps), Steps, "SamplerOptions.Steps must be at least 1, for example 18 or 40.");
         if (!Enum.IsDefined(Solver))
-            throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "SamplerOptions.Solver must be Heun or Euler.");
+            throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "SamplerOptions.Solver must be Heun, Euler or Ddpm.");
         if (!(SigmaMin > 0) || !double.IsFinite(SigmaMin))
             throw new ArgumentOutOfRangeException(nameof(SigmaMin), SigmaMin, "SamplerOptions.SigmaMin must be a positive finite number, for example 0.002.");
         if (!(SigmaMax > SigmaMin) || !double.IsFinite(SigmaMax))

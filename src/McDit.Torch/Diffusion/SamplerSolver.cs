@@ -7,4 +7,9 @@ public enum SamplerSolver
     Heun,
     /// <summary>Euler's 1st-order method; N evaluations.</summary>
     Euler,
+    /// <summary>
+    /// DiT's ancestral DDPM sampler on N respaced steps of the 1000-step schedule (<see cref="DdpmSampler"/>), for networks
+    /// of the <see cref="DiffusionFormulation.VpEpsilon"/> formulation (DiT's weights); N evaluations (DiT uses 250).
+    /// </summary>
+    Ddpm,
 }

@@ -1,11 +1,14 @@
 using System.Text.Json.Serialization;
+using McDit.Torch.Diffusion;
 
 namespace McDit.Torch.Models;
 
 /// <summary>
 /// Shape of a (masked) diffusion transformer: the DiT encoder, the optional MaskDiT decoder and the optional
 /// MC-DiT inputs. Serialised as JSON beside the weights (config.json), like DiT and diffusers; reading one requires every
-/// field, so a truncated config is an error rather than a silent default.
+/// field, so a truncated config is an error rather than a silent default, except the two that models imported from the
+/// reference implementations added (<see cref="HasNullLabel"/>, <see cref="Formulation"/>), whose defaults are what every
+/// McDit-trained model has.
 /// </summary>
 public sealed record DiffusionTransformerConfig
 {
@@ -40,6 +43,20 @@ public sealed record DiffusionTransformerConfig
     [JsonRequired] public bool CleanDecoderInput { get; init; }
     /// <summary>MC-DiT with clean tokens into the encoder: a learned clean/noisy type embedding.</summary>
     [JsonRequired] public bool CleanEncoderInput { get; init; }
+
+    /// <summary>
+    /// The label table has a null-label row C for classifier-free guidance (C + 1 rows). False for models trained without
+    /// label dropout (a DiT table of C rows): they cannot sample unconditionally or with guidance. Default true.
+    /// </summary>
+    public bool HasNullLabel { get; init; } = true;
+    /// <summary>
+    /// What the network predicts and how it sees the noise level: <see cref="DiffusionFormulation.Edm"/> (McDit, MaskDiT;
+    /// the default) or <see cref="DiffusionFormulation.VpEpsilon"/> (DiT's ε-prediction on the DDPM schedule).
+    /// </summary>
+    public DiffusionFormulation Formulation { get; init; } = DiffusionFormulation.Edm;
+
+    /// <summary>Rows of the label table: C + 1 with the null label, C without, 0 for unconditional models.</summary>
+    [JsonIgnore] public int LabelTableRows => NumClasses == 0 ? 0 : NumClasses + (HasNullLabel ? 1 : 0);
 
     /// <summary>Output channels: C, or 2·C with learned variance.</summary>
     [JsonIgnore] public int OutChannels => LearnSigma ? 2 * InChannels : InChannels;
@@ -129,6 +146,7 @@ public sealed record DiffusionTransformerConfig
             Require((int)(DecoderHiddenSize * MlpRatio) >= 1, nameof(MlpRatio), MlpRatio, $"at least one MLP unit for the decoder width {DecoderHiddenSize}");
         }
         Require(!CleanDecoderInput || HasDecoder, nameof(CleanDecoderInput), CleanDecoderInput, "a decoder (DecoderDepth > 0)");
+        Require(Enum.IsDefined(Formulation), nameof(Formulation), Formulation, "Edm or VpEpsilon");
         Require(!UseMaskToken || HasDecoder, nameof(UseMaskToken), UseMaskToken, "a decoder (DecoderDepth > 0)");
         long count = StateElementCount();
         Require(count <= ModelLimits.MaxParameters, "size", $"{count:N0} parameters", $"at most {ModelLimits.MaxParameters:N0} (lower Depth, HiddenSize, MlpRatio or the decoder)");
@@ -171,7 +189,7 @@ public sealed record DiffusionTransformerConfig
 
                 long n = PatchEmbed(d) + tokens * d                                            // x_embedder, pos_embed
                     + Linear(256, d) + Linear(d, d)                                            // t_embedder.mlp.0, .2
-                    + (NumClasses > 0 ? (NumClasses + 1L) * d : 0)                             // y_embedder (with the null label)
+                    + (long)LabelTableRows * d                                                 // y_embedder (with the null label)
                     + Depth * Block(d, d);
                 if (HasDecoder)
                 {

@@ -50,7 +50,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
         x_embedder = new PatchEmbed(config.InChannels, config.HiddenSize, config.PatchSize);
         pos_embed = new Parameter(SinCosPositionEmbedding.TwoD(config.HiddenSize, grid), requires_grad: false);
         t_embedder = new TimestepEmbedder(config.HiddenSize);
-        y_embedder = config.NumClasses > 0 ? new LabelEmbedder(config.NumClasses, config.HiddenSize) : null;
+        y_embedder = config.NumClasses > 0 ? new LabelEmbedder(config.NumClasses, config.HiddenSize, config.HasNullLabel) : null;
         blocks = new ModuleList<DiTBlock>(Enumerable.Range(0, config.Depth)
             .Select(_ => new DiTBlock(config.HiddenSize, config.HiddenSize, config.NumHeads, config.MlpRatio)).ToArray());
         (decoder_layer, decoder_blocks, decoder_pos_embed, mask_token, final_layer) = MaskedDecoder.Create(config);
@@ -72,7 +72,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
         if (type_embed is not null) register_parameter(nameof(type_embed), type_embed);
     }
 
-    /// <summary>The null label (C) used for classifier-free guidance; −1 for unconditional models.</summary>
+    /// <summary>The null label (C) used for classifier-free guidance; −1 for unconditional models and for tables without a null row.</summary>
     public int NullLabel => y_embedder?.NullLabel ?? -1;
 
     /// <summary>Conditioning c = t_embedder(c_noise) + y_embedder(y): c_noise [N] (or [1]), labels [N] int64 or null (null label).</summary>
@@ -82,6 +82,8 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
         var c = t_embedder.call(cNoise.reshape(-1));
         if (y_embedder is not null)
         {
+            if (labels is null && !y_embedder.HasNullLabel)
+                throw new InvalidOperationException("This model's label table has no null label (it was trained without label dropout): give every sample a class.");
             labels ??= torch.full(c.shape[0], (long)y_embedder.NullLabel, dtype: ScalarType.Int64, device: c.device);
             c = c + y_embedder.call(labels);
         }

@@ -35,9 +35,13 @@ public static class ModelSampler
             var opts = new SamplerOptions
             {
                 Steps = options.Steps, Solver = options.Solver, SigmaMin = options.SigmaMin, SigmaMax = options.SigmaMax, Rho = options.Rho,
-                GuidanceScale = y is null ? 1.0 : options.GuidanceScale, NullLabel = model.NullLabel,
+                GuidanceScale = y is null ? 1.0 : options.GuidanceScale, NullLabel = model.NullLabel >= 0 ? model.NullLabel : null,
             };
-            var samples = EdmSampler.Sample(ModelDenoiser.Create(model, sigmaData), latents, y, opts, progress);
+            var samples = options.Solver == SamplerSolver.Ddpm
+                ? DdpmSampler.Sample(ModelDenoiser.CreateDdpm(model), latents, y, new DdpmSchedule(options.Steps),
+                    like => randn(like.shape, generator: generator).to(like.device), opts.GuidanceScale, model.NullLabel >= 0 ? model.NullLabel : null,
+                    progress: progress)
+                : EdmSampler.Sample(ModelDenoiser.Create(model, sigmaData), latents, y, opts, progress);
             return samples.cpu().MoveToOuterDisposeScope();
         }
         finally
