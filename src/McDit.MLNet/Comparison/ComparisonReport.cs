@@ -52,7 +52,7 @@ public static class ComparisonReport
         md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- floor: FD of {r.FdSamples} real training images {r.RealFrechetDistance:F1}") +
             (r.RealAccuracy is { } ra ? string.Create(CultureInfo.InvariantCulture, $"; ceiling: class accuracy of the real held-out images {100 * ra:F1} %") : "; class accuracy: not measured (no classifier)"));
         md.AppendLine($"- machine: {Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, " +
-            $"{TorchSharp.torch.get_num_threads()} torch thread(s), load average {LoadAverage()} when written; written {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+            $"{TorchThreads()} torch thread(s), load average {LoadAverage()} when written; written {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         md.AppendLine();
 
         var steps = r.CommonSteps;
@@ -153,7 +153,7 @@ public static class ComparisonReport
         };
         var document = new
         {
-            command = o.CommandLine, data, written_utc = DateTime.UtcNow, machine = new { logical_cpus = Environment.ProcessorCount, torch_threads = TorchSharp.torch.get_num_threads(), load_average = LoadAverage() },
+            command = o.CommandLine, data, written_utc = DateTime.UtcNow, machine = new { logical_cpus = Environment.ProcessorCount, torch_threads = TorchThreads(), load_average = LoadAverage() },
             training = new { model = o.Training.Model, steps = o.Training.NumberOfSteps, unmask_steps = o.Training.UnmaskTuningSteps, batch_size = o.Training.BatchSize,
                 learning_rate = o.Training.LearningRate, ema_decay = o.Training.EmaDecay },
             sampler = new { steps = o.Sampler.Steps, solver = o.Sampler.Solver.ToString(), guidance = o.Sampler.GuidanceScale },
@@ -231,6 +231,12 @@ public static class ComparisonReport
     private static ComparisonMeasurement? At(ComparisonRun run, long step) => run.Measurements.LastOrDefault(m => m.Step == step && m.Scheduled);
 
     private static double Seconds(ComparisonRun run, ComparisonClock clock) => clock == ComparisonClock.Wall ? run.WallSeconds : run.CpuSeconds;
+
+    private static int TorchThreads()
+    {
+        McDit.Torch.Runtime.TorchBackend.EnsureInitialized();
+        return TorchSharp.torch.get_num_threads();
+    }
 
     private static string LoadAverage()
     {

@@ -69,6 +69,7 @@ public sealed class MethodComparison
 
     private ComparisonResult RunCore(IDataView train, IDataView reference, string? referenceCachePath, string dataDescription)
     {
+        McDit.Torch.Runtime.TorchBackend.EnsureInitialized(); // before the first torch call (notebooks load the native library here)
         var o = _options;
         var log = o.Progress ?? TextWriter.Null;
         var folder = Path.GetFullPath(o.OutputFolder);
