@@ -3,7 +3,8 @@
 //        [--batch 16] [--steps 5] [--warmup 2] [--device cpu] [--precision Float32]
 // With --vae first: the VAE encode/decode throughput instead (see VaeBenchmark.cs); with --distributed first: data-parallel
 // step and all-reduce timings (see DistributedBenchmark.cs); with --interop first: DiT-XL/2 sampling time per image
-// (see InteropBenchmark.cs).
+// (see InteropBenchmark.cs); with --serve first: the worker of benchmarks/pytorch/compare.py (Worker.cs); with
+// --breakdown first: where MC-DiT's step time goes (BreakdownBenchmark.cs).
 using System.Diagnostics;
 using System.Globalization;
 using McDit.Torch.Models;
@@ -13,6 +14,8 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 if (args.Length > 0 && args[0] == "--vae") return VaeBenchmark.Run(args[1..]);
+if (args.Length > 0 && args[0] == "--serve") return Worker.Run(args[1..]);
+if (args.Length > 0 && args[0] == "--breakdown") return BreakdownBenchmark.Run(args[1..]);
 if (args.Length > 0 && args[0] == "--distributed") return DistributedBenchmark.Run(args[1..]);
 if (args.Length > 0 && args[0] == "--interop") return InteropBenchmark.Run(args[1..]);
 

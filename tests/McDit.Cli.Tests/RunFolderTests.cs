@@ -80,6 +80,7 @@ public sealed class RunFolderTests : IDisposable
         var (exit, output, error) = CliRunner.Run("sample", "--from", folder, "--out", png, "--classes", "0,3", "--per-class", "2", "--steps", "1", "--device", "cpu");
         Assert.True(exit == 0, error);
         Assert.Contains("4 samples", output);
+        Assert.Matches(@"Sampling took \d+\.\d\d s: \d+\.\d\d images/s", output);
         using var grid = Image.Load(png);
         Assert.True(grid.Height >= 2 * 56 && grid.Height < 3 * 56, $"two rows of 28 px at scale 2, got {grid.Height}");
     }

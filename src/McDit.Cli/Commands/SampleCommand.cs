@@ -66,7 +66,9 @@ public static class SampleCommand
             int columns = parse.GetValue(perClass);
             var labels = classes == 0 ? null : rows.SelectMany(c => Enumerable.Repeat(c, columns)).ToArray();
             // Images, not latents: a latent (--vae) model's samples are decoded.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             using var samples = generator.GenerateDecoded(rows.Length * columns, labels, parse.GetValue(seed));
+            double seconds = clock.Elapsed.TotalSeconds;
             var names = classes == 0 ? null
                 : rows.Select(r => generator.ClassNames is { } n && r < n.Count ? n[r] : "class " + r).ToList();
             if (parse.GetValue(format) == SampleFormat.Png)
@@ -85,6 +87,8 @@ public static class SampleCommand
             var path = Path.GetFullPath(parse.GetValue(outFile) ?? "samples.png");
             ImageGrid.SavePng(samples, columns, path, scale: 2, rowLabels: names);
             output.WriteLine($"Wrote {rows.Length * columns} samples ({rows.Length} rows × {columns}) from {loadedFrom} to {path}");
+            output.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"Sampling took {seconds:F2} s: {rows.Length * columns / seconds:F2} images/s"));
             return 0;
         });
         return command;

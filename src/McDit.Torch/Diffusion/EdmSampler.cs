@@ -10,7 +10,7 @@ namespace McDit.Torch.Diffusion;
 public static class EdmSampler
 {
     /// <summary>Integrates the probability-flow ODE from σ_max to 0, turning noise into samples.</summary>
-    /// <param name="denoiser">D(x; σ, y). Called under <c>torch.no_grad()</c>; it keeps ownership of nothing it is given.</param>
+    /// <param name="denoiser">D(x; σ, y). Called under <c>torch.inference_mode()</c>; it keeps ownership of nothing it is given.</param>
     /// <param name="latents">Standard normal noise, [N, ...] of any floating dtype; x_0 = latents·σ_0 in float64.</param>
     /// <param name="labels">Class labels, integer [N] (cast to int64), or null for unconditional sampling.</param>
     /// <param name="options">Steps, solver, schedule and guidance; see <see cref="SamplerOptions"/>.</param>
@@ -55,63 +55,67 @@ public static class EdmSampler
         bool heun = options.Solver == SamplerSolver.Heun;
         var device = latents.device;
 
-        using var noGrad = torch.no_grad();
         using var scope = NewDisposeScope();
-
-        Tensor? y = null;
-        if (labels is not null)
+        // Inference mode (no autograd bookkeeping at all, not only no gradients); the result is made outside it below, so
+        // callers get an ordinary tensor they may modify in place. Nothing in the loop reads a value back to the host.
+        Tensor xNext;
+        using (torch.inference_mode())
         {
-            y = labels.to(ScalarType.Int64, device);
-            if (options.UsesGuidance)
-                y = torch.cat(new[] { y, torch.full(new long[] { n }, options.NullLabel!.Value, dtype: ScalarType.Int64, device: device) }, 0);
-        }
-
-        Tensor Evaluate(Tensor x, double sigma)
-        {
-            using var evalScope = NewDisposeScope();
-            var x32 = x.to(ScalarType.Float32);
-            Tensor d;
-            if (options.UsesGuidance)
+            Tensor? y = null;
+            if (labels is not null)
             {
-                var both = torch.cat(new[] { x32, x32 }, 0);
-                var s = torch.full(new long[] { 2 * n }, (float)sigma, dtype: ScalarType.Float32, device: device);
-                var out2 = Call(denoiser, both, s, y);
-                var dc = out2[..(int)n];
-                var du = out2[(int)n..];
-                d = du + (dc - du) * options.GuidanceScale;
+                y = labels.to(ScalarType.Int64, device);
+                if (options.UsesGuidance)
+                    y = torch.cat(new[] { y, torch.full(new long[] { n }, options.NullLabel!.Value, dtype: ScalarType.Int64, device: device) }, 0);
             }
-            else
-            {
-                var s = torch.full(new long[] { n }, (float)sigma, dtype: ScalarType.Float32, device: device);
-                d = Call(denoiser, x32, s, y);
-            }
-            return d.to(ScalarType.Float64).MoveToOuterDisposeScope();
-        }
 
-        // x_0 = latents·σ_0 in float64; every x below stays in this method's scope until it is replaced.
-        var xNext = latents.to(ScalarType.Float64) * t[0];
-        for (int i = 0; i < options.Steps; i++)
-        {
-            double tCur = t[i], tNext = t[i + 1];
-            var xCur = xNext;
-            using (var step = NewDisposeScope())
+            Tensor Evaluate(Tensor x, double sigma)
             {
-                // Euler step.
-                var denoised = Evaluate(xCur, tCur);
-                var dCur = (xCur - denoised) / tCur;
-                var x = xCur + dCur * (tNext - tCur);
-
-                // 2nd-order correction, except on the last step (σ_next = 0).
-                if (heun && i < options.Steps - 1)
+                using var evalScope = NewDisposeScope();
+                var x32 = x.to(ScalarType.Float32);
+                Tensor d;
+                if (options.UsesGuidance)
                 {
-                    var denoised2 = Evaluate(x, tNext);
-                    var dPrime = (x - denoised2) / tNext;
-                    x = xCur + (dCur * 0.5 + dPrime * 0.5) * (tNext - tCur);
+                    var both = torch.cat(new[] { x32, x32 }, 0);
+                    var s = torch.full(new long[] { 2 * n }, (float)sigma, dtype: ScalarType.Float32, device: device);
+                    var out2 = Call(denoiser, both, s, y);
+                    var dc = out2[..(int)n];
+                    var du = out2[(int)n..];
+                    d = du + (dc - du) * options.GuidanceScale;
                 }
-                xNext = x.MoveToOuterDisposeScope();
+                else
+                {
+                    var s = torch.full(new long[] { n }, (float)sigma, dtype: ScalarType.Float32, device: device);
+                    d = Call(denoiser, x32, s, y);
+                }
+                return d.to(ScalarType.Float64).MoveToOuterDisposeScope();
             }
-            xCur.Dispose();
-            progress?.Report(i + 1);
+
+            // x_0 = latents·σ_0 in float64; every x below stays in this method's scope until it is replaced.
+            xNext = latents.to(ScalarType.Float64) * t[0];
+            for (int i = 0; i < options.Steps; i++)
+            {
+                double tCur = t[i], tNext = t[i + 1];
+                var xCur = xNext;
+                using (var step = NewDisposeScope())
+                {
+                    // Euler step.
+                    var denoised = Evaluate(xCur, tCur);
+                    var dCur = (xCur - denoised) / tCur;
+                    var x = xCur + dCur * (tNext - tCur);
+
+                    // 2nd-order correction, except on the last step (σ_next = 0).
+                    if (heun && i < options.Steps - 1)
+                    {
+                        var denoised2 = Evaluate(x, tNext);
+                        var dPrime = (x - denoised2) / tNext;
+                        x = xCur + (dCur * 0.5 + dPrime * 0.5) * (tNext - tCur);
+                    }
+                    xNext = x.MoveToOuterDisposeScope();
+                }
+                xCur.Dispose();
+                progress?.Report(i + 1);
+            }
         }
         return xNext.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }

@@ -93,6 +93,18 @@ public sealed class PatchMask : IDisposable
             Mask.index_select(0, r.to(Mask.device)), Length, KeepCount).MoveToOuter(scope);
     }
 
+    /// <summary>
+    /// The masks of this batch stacked <paramref name="times"/> times along the batch: rows [m; m; …], for a batch that
+    /// holds several inputs per sample (MC-DiT's noisy and clean tokens through one encoder or branch-decoder call).
+    /// </summary>
+    public PatchMask Tile(int times)
+    {
+        if (times < 1) throw new ArgumentOutOfRangeException(nameof(times), times, "Tile needs at least one copy.");
+        using var scope = NewDisposeScope();
+        Tensor T(Tensor t) => torch.cat(Enumerable.Repeat(t, times).ToArray(), 0);
+        return new PatchMask(T(IdsKeep), T(IdsMasked), T(IdsRestore), T(Mask), Length, KeepCount).MoveToOuter(scope);
+    }
+
     /// <summary>Gathers the kept tokens: [N, L, D] → [N, L_keep, D].</summary>
     public Tensor GatherKept(Tensor tokens) => Gather(tokens, IdsKeep);
 

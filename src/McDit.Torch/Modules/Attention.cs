@@ -29,8 +29,12 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], n = x.shape[1], c = x.shape[2];
-        var parts = qkv.call(x).reshape(b, n, 3, _heads, c / _heads).permute(2, 0, 3, 1, 4);
-        var o = nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2]);
-        return proj.call(o.transpose(1, 2).reshape(b, n, c)).MoveToOuterDisposeScope();
+        Tensor o;
+        using (var projected = qkv.call(x))
+        using (var parts = projected.reshape(b, n, 3, _heads, c / _heads).permute(2, 0, 3, 1, 4))
+            o = nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2]);
+        using var merged = o.transpose(1, 2).reshape(b, n, c);
+        o.Dispose();
+        return proj.call(merged).MoveToOuterDisposeScope();
     }
 }

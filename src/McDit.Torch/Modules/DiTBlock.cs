@@ -35,9 +35,19 @@ public sealed class DiTBlock : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var m = adaLN_modulation.call(c).chunk(6, 1);
-        // m: shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp
-        x = x + m[2].unsqueeze(1) * attn.call(Modulation.Modulate(norm1.call(x), m[0], m[1]));
-        x = x + m[5].unsqueeze(1) * mlp.call(Modulation.Modulate(norm2.call(x), m[3], m[4]));
+        // m: shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp. Each intermediate is freed as soon as it is used
+        // (autograd keeps what backward needs), so inference holds one block's temporaries at a time, not all of them.
+        // x + gate·f(…) is one fused multiply-add (addcmul) instead of a product and a sum.
+        Tensor h;
+        using (var normed = norm1.call(x))
+        using (var modulated = Modulation.Modulate(normed, m[0], m[1]))
+        using (var attended = attn.call(modulated))
+            h = x.addcmul(m[2].unsqueeze(1), attended, Modulation.One);
+        using (var normed = norm2.call(h))
+        using (var modulated = Modulation.Modulate(normed, m[3], m[4]))
+        using (var transformed = mlp.call(modulated))
+            x = h.addcmul(m[5].unsqueeze(1), transformed, Modulation.One);
+        h.Dispose();
         return x.MoveToOuterDisposeScope();
     }
 }

@@ -24,7 +24,8 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = nn.functional.gelu(fc1.call(x), TorchSharp.Modules.GELU.Approximate.tanh);
+        using var hidden = fc1.call(x);
+        using var h = nn.functional.gelu(hidden, TorchSharp.Modules.GELU.Approximate.tanh);
         return fc2.call(h).MoveToOuterDisposeScope();
     }
 }

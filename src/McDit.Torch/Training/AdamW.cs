@@ -75,17 +75,21 @@ public sealed class AdamW : IDisposable
         double bias1 = 1 - Math.Pow(b1, StepCount), bias2 = 1 - Math.Pow(b2, StepCount);
         double stepSize = LearningRate / bias1, bias2Sqrt = Math.Sqrt(bias2);
         using var _ = no_grad();
+        // The Scalars of the update, made once per step and freed here (not one per call per parameter, left to finalizers).
+        using Scalar decay = (1 - LearningRate * WeightDecay).ToScalar(), beta1 = b1.ToScalar(), oneMinusBeta1 = (1 - b1).ToScalar(),
+            beta2 = b2.ToScalar(), oneMinusBeta2 = (1 - b2).ToScalar(), bias2Root = bias2Sqrt.ToScalar(), eps = Epsilon.ToScalar(),
+            negativeStep = (-stepSize).ToScalar();
         foreach (var (_, param, master, m, v) in _slots)
         {
             using var scope = NewDisposeScope(); // each .grad access makes a managed wrapper
             var grad = param.grad;
             if (grad is null) continue;
             var g = grad.dtype == ScalarType.Float32 ? grad : grad.to_type(ScalarType.Float32);
-            if (WeightDecay != 0) master.mul_(1 - LearningRate * WeightDecay);
-            m.mul_(b1).add_(g, alpha: 1 - b1);
-            v.mul_(b2).addcmul_(g, g, value: 1 - b2);
-            var denominator = v.sqrt().div_(bias2Sqrt).add_(Epsilon);
-            master.addcdiv_(m, denominator, value: -stepSize);
+            if (WeightDecay != 0) master.mul_(decay);
+            m.mul_(beta1).add_(g, alpha: oneMinusBeta1);
+            v.mul_(beta2).addcmul_(g, g, value: oneMinusBeta2);
+            var denominator = v.sqrt().div_(bias2Root).add_(eps);
+            master.addcdiv_(m, denominator, value: negativeStep);
             if (!ReferenceEquals(master, param)) param.copy_(master);
         }
     }

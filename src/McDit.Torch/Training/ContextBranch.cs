@@ -46,6 +46,9 @@ public sealed class ContextBranch : nn.Module, IMaskedDecoderWeights
         ExponentialMovingAverage.Frozen(this);
     }
 
+    /// <summary>True when the branch holds its own encoder copy (<see cref="BranchScope.DecoderAndEncoder"/>).</summary>
+    public bool HasOwnEncoder => blocks is not null;
+
     /// <summary>Encodes tokens with the branch's own encoder copy, or with the main model's encoder.</summary>
     public Tensor Encode(MaskedDiffusionTransformer model, Tensor tokens, Tensor c)
     {

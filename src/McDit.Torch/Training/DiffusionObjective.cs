@@ -77,13 +77,34 @@ public sealed class DiffusionObjective
         var sigma = draws.Sigma.reshape(-1, 1, 1, 1);
         var xNoisy = x0 + draws.Noise * sigma;
         var weight = _edm.LossWeight(sigma);
-        var c = model.Condition(_edm.CNoise(draws.Sigma).to_type(computeType), draws.Labels);
-        var noisyTokens = model.Embed((_edm.CIn(sigma) * xNoisy).to_type(computeType));
+        int n = (int)x0.shape[0];
+        var mask = draws.Mask;
+        bool noisyActive = mask is not null && o.UsesCleanInputs && o.NoisyBranch && noisyBranch is not null && o.NoisyBranchWeight > 0;
+        bool cleanActive = mask is not null && o.UsesCleanInputs && o.CleanBranch && cleanBranch is not null && o.CleanBranchWeight > 0;
+        // MC-DiT with clean tokens into the decoder: the noisy visible tokens (σ) and the clean-branch's clean visible tokens
+        // (σ → σ_min) go through the shared embedding, conditioning and encoder as one batch of 2N rows, [noisy; clean].
+        bool batched = cleanActive && o.CleanInto == CleanInto.Decoder && !cleanBranch!.HasOwnEncoder;
+        Tensor c, noisyTokens;
+        Tensor? cBoth = null, tokensBoth = null, cClean = null, cleanSigma = null;
+        if (batched)
+        {
+            cleanSigma = full(n, o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
+            var labelsBoth = draws.Labels is null ? null : cat(new[] { draws.Labels, draws.Labels }, 0);
+            cBoth = model.Condition(cat(new[] { _edm.CNoise(draws.Sigma), _edm.CNoise(cleanSigma) }, 0).to_type(computeType), labelsBoth);
+            tokensBoth = model.Embed(cat(new[] { _edm.CIn(sigma) * xNoisy, _edm.CIn(cleanSigma.reshape(-1, 1, 1, 1)) * x0 }, 0).to_type(computeType));
+            c = cBoth[..n];
+            cClean = cBoth[n..];
+            noisyTokens = tokensBoth[..n];
+        }
+        else
+        {
+            c = model.Condition(_edm.CNoise(draws.Sigma).to_type(computeType), draws.Labels);
+            noisyTokens = model.Embed((_edm.CIn(sigma) * xNoisy).to_type(computeType));
+        }
 
         Tensor Denoised(Tensor patchOutputs, Tensor x, Tensor s) =>
             _edm.CSkip(s) * x + _edm.COut(s) * model.Unpatchify(patchOutputs).to_type(ScalarType.Float32)[.., ..channels];
 
-        var mask = draws.Mask;
         Tensor perSample, maskedTerm = zeros(x0.shape[0], device: x0.device);
         Tensor noisyTerm = zeros_like(maskedTerm), cleanTerm = zeros_like(maskedTerm);
         if (mask is null)
@@ -102,6 +123,7 @@ public sealed class DiffusionObjective
                 : mask.GatherKept(noisyTokens);
 
             Tensor? encodedKept = null; // MaskDiT's encoder pass on the visible noisy tokens only
+            Tensor? encodedBoth = null; // batched: [noisy visible; clean visible] through the encoder
             Tensor mainPatches;
             if (o.UsesCleanInputs && o.CleanInto == CleanInto.Encoder)
             {
@@ -109,6 +131,14 @@ public sealed class DiffusionObjective
                 var isClean = mask.Mask.unsqueeze(-1).to_type(computeType);
                 var mixed = model.AddTypeEmbedding(noisyTokens * (1 - isClean) + cleanTokens * isClean, mask.Mask);
                 mainPatches = model.Decode(model.Encode(mixed, c), c, null, null);
+            }
+            else if (batched)
+            {
+                using var doubled = mask.Tile(2);
+                encodedBoth = model.Encode(doubled.GatherKept(tokensBoth!), cBoth!);
+                encodedKept = encodedBoth[..n];
+                var fill = mask.GatherMasked(model.EmbedClean((x0 / o.SigmaData).to_type(computeType)));
+                mainPatches = model.Decode(encodedKept, c, mask, fill);
             }
             else
             {
@@ -129,36 +159,56 @@ public sealed class DiffusionObjective
             else if (o.MaeLossWeight > 0 && o.UsesCleanInputs && o.ReconstructionTarget == ReconstructionTarget.AllClean)
                 maskedTerm = o.MaeLossWeight * MeanOver(errorPerPatch, mask.Mask);
 
-            if (o.UsesCleanInputs && o.NoisyBranch && noisyBranch is not null && o.NoisyBranchWeight > 0)
+            // One branch-decoder call for both branches when they are one module (the trainer shares them: equal EMAs).
+            Tensor? noisyBranchPatches = null, cleanBranchPatches = null;
+            if (batched && noisyActive && ReferenceEquals(noisyBranch, cleanBranch) && o.BranchScope == BranchScope.Decoder)
+            {
+                using var doubled = mask.Tile(2);
+                var both = cleanBranch!.Decode(encodedBoth!, cBoth!, doubled);
+                noisyBranchPatches = both[..n];
+                cleanBranchPatches = both[n..];
+            }
+            if (noisyActive)
             {
                 // No clean information: visible noisy tokens through the encoder, [MASK] elsewhere, frozen decoder copy.
-                var kept = o.BranchScope == BranchScope.Decoder && encodedKept is not null
-                    ? encodedKept // the same encoder pass: its gradient through the frozen copy trains the encoder
-                    : noisyBranch.Encode(model, NoisyVisibleTokens(), c);
-                var dn = Denoised(noisyBranch.Decode(kept, c, mask), xNoisy, sigma);
+                noisyBranchPatches ??= noisyBranch!.Decode(
+                    o.BranchScope == BranchScope.Decoder && encodedKept is not null
+                        ? encodedKept // the same encoder pass: its gradient through the frozen copy trains the encoder
+                        : noisyBranch.Encode(model, NoisyVisibleTokens(), c),
+                    c, mask);
+                var dn = Denoised(noisyBranchPatches, xNoisy, sigma);
                 noisyTerm = o.NoisyBranchWeight * MeanOver(Patches.PatchMean(weight * (dn - x0).square(), p), visible);
             }
-            if (o.UsesCleanInputs && o.CleanBranch && cleanBranch is not null && o.CleanBranchWeight > 0)
+            if (cleanActive)
             {
                 // Clean visible tokens at σ → σ_min, [MASK] elsewhere: reconstruct the clean masked patches.
-                var cleanSigma = full(x0.shape[0], o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
-                var cClean = model.Condition(_edm.CNoise(cleanSigma).to_type(computeType), draws.Labels);
-                var cleanIn = model.Embed((_edm.CIn(cleanSigma.reshape(-1, 1, 1, 1)) * x0).to_type(computeType));
-                var kept = cleanBranch.Encode(model, mask.GatherKept(cleanIn), cClean);
+                if (cleanBranchPatches is null)
+                {
+                    Tensor kept;
+                    if (batched) kept = encodedBoth![n..];
+                    else
+                    {
+                        cleanSigma = full(n, o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
+                        cClean = model.Condition(_edm.CNoise(cleanSigma).to_type(computeType), draws.Labels);
+                        var cleanIn = model.Embed((_edm.CIn(cleanSigma.reshape(-1, 1, 1, 1)) * x0).to_type(computeType));
+                        kept = cleanBranch!.Encode(model, mask.GatherKept(cleanIn), cClean);
+                    }
+                    cleanBranchPatches = cleanBranch!.Decode(kept, cClean!, mask);
+                }
                 // The raw output F, not D: D's skip term would hand the masked clean pixels to the loss.
-                var raw = model.Unpatchify(cleanBranch.Decode(kept, cClean, mask)).to_type(ScalarType.Float32)[.., ..channels];
+                var raw = model.Unpatchify(cleanBranchPatches).to_type(ScalarType.Float32)[.., ..channels];
                 cleanTerm = o.CleanBranchWeight * NormalizedPatchError(raw, x0, mask.Mask, p);
             }
         }
 
         var total = perSample + maskedTerm + noisyTerm + cleanTerm;
+        // One host synchronisation for the five figures.
+        using var means = stack(new[] { total.mean(), perSample.mean(), maskedTerm.mean(), noisyTerm.mean(), cleanTerm.mean() })
+            .to_type(ScalarType.Float32).cpu();
+        var values = means.data<float>().ToArray();
         var breakdown = new LossBreakdown
         {
-            Total = total.mean().item<float>(),
-            Denoising = perSample.mean().item<float>(),
-            Masked = maskedTerm.mean().item<float>(),
-            NoisyBranch = noisyTerm.mean().item<float>(),
-            CleanBranch = cleanTerm.mean().item<float>(),
+            Total = values[0], Denoising = values[1], Masked = values[2], NoisyBranch = values[3], CleanBranch = values[4],
         };
         return (total.MoveToOuterDisposeScope(), breakdown);
     }

@@ -28,9 +28,9 @@ public sealed class DiffusionTrainer : IDisposable
     public MaskedDiffusionTransformer Model { get; }
     /// <summary>The weight EMA (float32), used for sampling.</summary>
     public MaskedDiffusionTransformer EmaModel { get; }
-    /// <summary>MC-DiT's noisy branch (null unless the method uses it).</summary>
+    /// <summary>MC-DiT's noisy branch (null unless the method uses it); the same module as <see cref="CleanBranch"/> when both are used (equal EMAs).</summary>
     public ContextBranch? NoisyBranch { get; }
-    /// <summary>MC-DiT's clean branch (null unless the method uses it).</summary>
+    /// <summary>MC-DiT's clean branch (null unless the method uses it); the same module as <see cref="NoisyBranch"/> when both are used.</summary>
     public ContextBranch? CleanBranch { get; }
     /// <summary>The optimizer.</summary>
     public AdamW Optimizer { get; }
@@ -67,8 +67,11 @@ public sealed class DiffusionTrainer : IDisposable
         _objective = new DiffusionObjective(method);
         if (options.Method.UsesBranches)
         {
-            if (options.Method.NoisyBranch) NoisyBranch = new ContextBranch(Model, options.Method.BranchScope);
-            if (options.Method.CleanBranch) CleanBranch = new ContextBranch(Model, options.Method.BranchScope);
+            // Both branches are EMAs of the same weights with one decay from the same start, so they are equal at every
+            // step: one module serves as both (one EMA update, one decoder call for both branch losses).
+            var branch = new ContextBranch(Model, options.Method.BranchScope);
+            if (options.Method.NoisyBranch) NoisyBranch = branch;
+            if (options.Method.CleanBranch) CleanBranch = branch;
         }
         // Draws happen on the CPU and move to the device, so a seed means the same run on any device.
         Generator = new Generator((ulong)options.Seed + 1, torch.CPU);
@@ -109,7 +112,8 @@ public sealed class DiffusionTrainer : IDisposable
             ExponentialMovingAverage.Update(EmaModel, _emaSource, Options.EmaDecay);
             if (NoisyBranch is not null && _objective.Options.NoisyBranch)
                 ExponentialMovingAverage.Update(NoisyBranch, _emaSource, Options.Method.BranchEmaDecay);
-            if (CleanBranch is not null && _objective.Options.CleanBranch)
+            if (CleanBranch is not null && _objective.Options.CleanBranch
+                && !(ReferenceEquals(CleanBranch, NoisyBranch) && _objective.Options.NoisyBranch))
                 ExponentialMovingAverage.Update(CleanBranch, _emaSource, Options.Method.BranchEmaDecay);
             State.Step++;
             State.LastLoss = breakdown.Total;
@@ -194,7 +198,7 @@ public sealed class DiffusionTrainer : IDisposable
             state.AddRange(Optimizer.StateTensors().Values);
             state.AddRange(EmaModel.state_dict().Values);
             if (NoisyBranch is not null) state.AddRange(NoisyBranch.state_dict().Values);
-            if (CleanBranch is not null) state.AddRange(CleanBranch.state_dict().Values);
+            if (CleanBranch is not null && !ReferenceEquals(CleanBranch, NoisyBranch)) state.AddRange(CleanBranch.state_dict().Values);
             state.Add(rng);
             parallel.BroadcastFromRoot(state);
             Generator.set_state(rng);
@@ -252,7 +256,7 @@ public sealed class DiffusionTrainer : IDisposable
         Model.Dispose();
         EmaModel.Dispose();
         NoisyBranch?.Dispose();
-        CleanBranch?.Dispose();
+        if (!ReferenceEquals(CleanBranch, NoisyBranch)) CleanBranch?.Dispose();
         Generator.Dispose();
     }
 }

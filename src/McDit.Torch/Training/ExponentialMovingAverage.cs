@@ -17,12 +17,18 @@ public static class ExponentialMovingAverage
     public static void Update(nn.Module target, IReadOnlyDictionary<string, Tensor> source, double decay)
     {
         using var _ = no_grad();
+        using Scalar m = decay.ToScalar(), oneMinusM = (1 - decay).ToScalar(); // two Scalars per update, not two per parameter
         foreach (var (name, p) in target.named_parameters())
         {
             if (!source.TryGetValue(name, out var s))
                 throw new InvalidOperationException($"EMA: the source has no parameter '{name}'.");
             if (decay == 0) p.copy_(s);
-            else p.mul_(decay).add_(s.to_type(p.dtype), alpha: 1 - decay);
+            else if (s.dtype == p.dtype) p.mul_(m).add_(s, alpha: oneMinusM);
+            else
+            {
+                using var converted = s.to_type(p.dtype);
+                p.mul_(m).add_(converted, alpha: oneMinusM);
+            }
         }
     }
 

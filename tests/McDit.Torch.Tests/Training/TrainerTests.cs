@@ -24,6 +24,35 @@ public class TrainerTests
         images.Dispose(); labels.Dispose();
     }
 
+    [Fact]
+    public void McDiTsTwoBranchesAreOneModuleAndOneBatchedDecoderCallGivesEachBranchsLoss()
+    {
+        var (images, labels) = TinySetup.Data(8);
+        var method = MethodOptions.For(TrainingMethod.McDiT);
+        using var trainer = new DiffusionTrainer(TinySetup.Backbone(), TinySetup.Options(method, lr: 3e-3));
+        Assert.Same(trainer.NoisyBranch, trainer.CleanBranch);
+        for (int i = 0; i < 3; i++) trainer.Step(images, labels); // the branch moves away from the model
+        var objective = new DiffusionObjective(method);
+        using var g = new Generator(5, torch.CPU);
+        var draws = objective.Draw(trainer.Model, images, labels, g);
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        // Two separate copies of the branch take the unbatched path: one decoder call per branch.
+        using var noisy = new ContextBranch(trainer.Model, method.BranchScope);
+        using var clean = new ContextBranch(trainer.Model, method.BranchScope);
+        var branchWeights = ExponentialMovingAverage.NamedParameters(trainer.NoisyBranch!);
+        ExponentialMovingAverage.CopyInto(noisy, branchWeights);
+        ExponentialMovingAverage.CopyInto(clean, branchWeights);
+        var shared = objective.Loss(trainer.Model, images, draws, trainer.NoisyBranch, trainer.CleanBranch);
+        var separate = objective.Loss(trainer.Model, images, draws, noisy, clean);
+        Assert.True(shared.Breakdown.NoisyBranch > 0 && shared.Breakdown.CleanBranch > 0);
+        Assert.Equal(separate.Breakdown.NoisyBranch, shared.Breakdown.NoisyBranch, 5);
+        Assert.Equal(separate.Breakdown.CleanBranch, shared.Breakdown.CleanBranch, 5);
+        Assert.True(torch.allclose(shared.PerSample, separate.PerSample, rtol: 1e-5, atol: 1e-6));
+        draws.Mask?.Dispose();
+        images.Dispose(); labels.Dispose();
+    }
+
     [Theory]
     [MemberData(nameof(TinySetup.AllMethods), MemberType = typeof(TinySetup))]
     public void EveryMethodDrivesItsLossDownOnATinyBatch(string name, MethodOptions method)

@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Globalization;
+using McDit.Torch.Runtime;
+using McDit.Torch.Training;
+using TorchSharp;
+
+/// <summary>
+/// The McDit side of benchmarks/pytorch/compare.py: reads one command per line on stdin and answers one line on stdout,
+/// the same protocol as benchmarks/pytorch/reference.py --serve:
+/// <c>setup CASE METHOD MODEL INPUT CHANNELS BATCH CLASSES</c> → <c>ok PARAMS</c>; <c>run N</c> → <c>ms T1 … TN</c> (wall clock);
+/// <c>cpu</c> → <c>ms C1 … CN</c> (this process's CPU time for each step of the last run);
+/// <c>mem</c> → <c>mem PEAK_KIB OTHER_KIB</c> (CPU: peak resident memory over what the process held before setup, and
+/// the peak itself; CUDA: the libtorch caching allocator's peak is not exposed by TorchSharp, so the peak RSS growth
+/// twice, and compare.py reads the card's per-process memory instead); <c>info</c>; <c>quit</c>.
+/// </summary>
+static class Worker
+{
+    public static int Run(string[] args)
+    {
+        string device = "cpu";
+        var precision = TrainingPrecision.Float32;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            if (args[i] == "--device") device = args[i + 1];
+            else if (args[i] == "--precision") precision = Enum.Parse<TrainingPrecision>(args[i + 1], true);
+            else if (args[i] == "--tf32")
+            {
+                // fp32 matrix products and convolutions on tensor cores (TF32), as torch.backends.*.allow_tf32 in Python
+                bool on = args[i + 1] is "1" or "true";
+                torch.backends.cuda.matmul.allow_tf32 = on;
+                torch.backends.cudnn.allow_tf32 = on;
+            }
+            else if (args[i] == "--threads") torch.set_num_threads(int.Parse(args[i + 1], CultureInfo.InvariantCulture));
+            else { Console.Error.WriteLine($"--serve: unexpected argument '{args[i]}' (expected --device, --precision, --tf32, --threads)"); return 2; }
+        }
+        TorchBackend.EnsureInitialized();
+        BenchmarkCase? current = null;
+        long baseKib = 0;
+        var cpuTimes = new List<string>();
+        string? line;
+        while ((line = Console.In.ReadLine()) is not null)
+        {
+            var p = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (p.Length == 0) continue;
+            try
+            {
+                switch (p[0])
+                {
+                    case "setup":
+                        current?.Dispose();
+                        current = null;
+                        GC.Collect();
+                        GC.WaitForPendingFinalizers();
+                        baseKib = Status("VmRSS");
+                        ResetPeak();
+                        current = new BenchmarkCase(p[1], Enum.Parse<TrainingMethod>(p[2], true), p[3], Int(p[4]), Int(p[5]), Int(p[6]), Int(p[7]), device, precision);
+                        Console.WriteLine($"ok {current.Parameters}");
+                        break;
+                    case "run":
+                        var times = new List<string>();
+                        cpuTimes.Clear();
+                        using (var self = Process.GetCurrentProcess())
+                            for (int i = 0; i < Int(p[1]); i++)
+                            {
+                                self.Refresh();
+                                var cpu = self.TotalProcessorTime;
+                                var sw = Stopwatch.StartNew();
+                                current!.Run();
+                                times.Add(sw.Elapsed.TotalMilliseconds.ToString("F3", CultureInfo.InvariantCulture));
+                                self.Refresh();
+                                cpuTimes.Add((self.TotalProcessorTime - cpu).TotalMilliseconds.ToString("F3", CultureInfo.InvariantCulture));
+                            }
+                        Console.WriteLine("ms " + string.Join(" ", times));
+                        break;
+                    case "cpu":
+                        Console.WriteLine("ms " + string.Join(" ", cpuTimes));
+                        break;
+                    case "mem":
+                        long peak = Status("VmHWM");
+                        Console.WriteLine($"mem {peak - baseKib} {peak}");
+                        break;
+                    case "info":
+                        Console.WriteLine($"info McDit on TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch {TorchBackend.ExternalLibTorchDir ?? "bundled (NuGet, CPU)"}, CUDA {TorchBackend.CudaAvailable}, " +
+                                          $"threads {torch.get_num_threads()}, device {device}, precision {precision}");
+                        break;
+                    case "quit":
+                        current?.Dispose();
+                        return 0;
+                    default:
+                        Console.WriteLine($"error unknown command '{p[0]}'");
+                        break;
+                }
+            }
+            catch (Exception e)
+            {
+                Console.WriteLine($"error {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+            }
+        }
+        current?.Dispose();
+        return 0;
+    }
+
+    static int Int(string s) => int.Parse(s, CultureInfo.InvariantCulture);
+
+    static long Status(string field)
+    {
+        foreach (var l in File.ReadLines("/proc/self/status"))
+            if (l.StartsWith(field + ":", StringComparison.Ordinal))
+                return long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+        return 0;
+    }
+
+    // Linux ≥ 4.0: writing 5 to clear_refs resets the peak resident set size (VmHWM) to the current one.
+    static void ResetPeak()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
