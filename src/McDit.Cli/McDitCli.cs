@@ -33,6 +33,7 @@ public static class McDitCli
         root.Add(TrainCommand.Create(output, error));
         root.Add(SampleCommand.Create(output, error));
         root.Add(EvaluateCommand.Create(output, error));
+        root.Add(CompareCommand.Create(output, error));
         root.Add(ServeCommand.Create(output, error));
         root.Add(ImportCommand.Create(output, error));
         root.Add(ExportCommand.Create(output, error));

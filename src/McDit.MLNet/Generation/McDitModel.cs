@@ -236,8 +236,9 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     }
 
     /// <summary>
-    /// Like <see cref="Generate"/>, decoded by the <see cref="Decoder"/> when there is one: float32
-    /// [N, <see cref="ImageChannels"/>, <see cref="ImageHeight"/>, <see cref="ImageWidth"/>] on the CPU, in [−1, 1].
+    /// Like <see cref="Generate"/>, as images: float32 [N, <see cref="ImageChannels"/>, <see cref="ImageHeight"/>,
+    /// <see cref="ImageWidth"/>] on the CPU in [−1, 1], decoded by the <see cref="Decoder"/> when the model has one
+    /// (the same samples as <see cref="Generate"/>'s latents). Use this, not <see cref="Generate"/>, for grids, files and metrics.
     /// </summary>
     public Tensor GenerateDecoded(int count, IReadOnlyList<int>? classes = null, long seed = 0)
     {
