@@ -70,7 +70,8 @@ public sealed class FdEvaluation : IDisposable
             using var scope = NewDisposeScope();
             var (images, labels, names) = ReadLabeled(reference);
             RealAccuracy = McDit.Torch.Metrics.ClassAccuracy.Compute(_classifier, images, labels);
-            ClassNames = names;
+            // A reference cut down by TakeRows loses its names; the training view has the same classes.
+            ClassNames = names ?? (classifierTraining as McDit.MLNet.Data.LabeledImageDataView)?.ClassNames;
             _out.WriteLine(trained
                 ? string.Create(CultureInfo.InvariantCulture, $"Class-accuracy classifier: trained on {n} real training images in {clock.Elapsed.TotalSeconds:F0} s (cached); {RealAccuracy.Overall:P1} on the {RealAccuracy.Count} real reference images.")
                 : string.Create(CultureInfo.InvariantCulture, $"Class-accuracy classifier read from the cache; {RealAccuracy.Overall:P1} on the {RealAccuracy.Count} real reference images."));
