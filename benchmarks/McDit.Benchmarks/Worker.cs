@@ -106,7 +106,8 @@ static class Worker
     {
         foreach (var l in File.ReadLines("/proc/self/status"))
             if (l.StartsWith(field + ":", StringComparison.Ordinal))
-                return long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+                // "VmHWM:\t  123456 kB"; from 8 digits on no space is left between the tab and the number.
+                return long.Parse(l[(field.Length + 1)..].Split(new[] { ' ', '\t' }, StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
         return 0;
     }
 
