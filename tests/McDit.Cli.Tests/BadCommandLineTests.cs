@@ -1,5 +1,3 @@
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using Xunit;
 
 namespace McDit.Cli.Tests;
@@ -23,17 +21,7 @@ public sealed class BadCommandLineFixture : IDisposable
     public BadCommandLineFixture()
     {
         var data = Path.Combine(Root, "data");
-        var random = new Random(1);
-        for (int i = 0; i < 6; i++)
-        {
-            var dir = Path.Combine(data, i % 2 == 0 ? "even" : "odd");
-            Directory.CreateDirectory(dir);
-            using var image = new Image<Rgb24>(8, 8);
-            for (int y = 0; y < 8; y++)
-                for (int x = 0; x < 8; x++)
-                    image[x, y] = new Rgb24((byte)random.Next(256), (byte)random.Next(256), (byte)random.Next(256));
-            image.SaveAsPng(Path.Combine(dir, $"{i}.png"));
-        }
+        McDit.Tests.RandomImageFolder.Write(data, count: 6, seed: 1);
         var (exit, output, error) = CliRunner.Run("train", "--out", Run, "--data", data, "--image-size", "8", "--model", "Micro/4",
             "--steps", "2", "--batch-size", "4", "--checkpoint-every", "1", "--sample-every", "0", "--sampler-steps", "1",
             "--grid-columns", "1", "--device", "cpu", "--method", "MaskDiT");

@@ -1,7 +1,5 @@
 using System.Security.Cryptography;
 using McDit.Cli.Runs;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -28,18 +26,7 @@ public sealed class KillResumeTests : IDisposable
     {
         var folder = Path.Combine(_root, "data");
         if (Directory.Exists(folder)) return folder;
-        var random = new Random(5);
-        for (int i = 0; i < Images; i++)
-        {
-            var dir = Path.Combine(folder, i % 2 == 0 ? "even" : "odd");
-            Directory.CreateDirectory(dir);
-            using var image = new Image<Rgb24>(8, 8);
-            for (int y = 0; y < 8; y++)
-                for (int x = 0; x < 8; x++)
-                    image[x, y] = new Rgb24((byte)random.Next(256), (byte)random.Next(256), (byte)random.Next(256));
-            image.SaveAsPng(Path.Combine(dir, $"{i}.png"));
-        }
-        return folder;
+        return McDit.Tests.RandomImageFolder.Write(folder, Images, seed: 5);
     }
 
     string[] Train(string method, string output) => new[]
