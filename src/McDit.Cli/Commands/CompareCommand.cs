@@ -34,6 +34,8 @@ public static class CompareCommand
         var batch = new Option<int>("--batch-size") { Description = "Images per step.", DefaultValueFactory = _ => demo.BatchSize }.InRange(1, OptionChecks.MaxBatchSize, "images per step");
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => demo.LearningRate }.Finite(0, 10, "a learning rate", minExclusive: true);
         var ema = new Option<double>("--ema-decay") { Description = "Decay of the weight EMA that samples.", DefaultValueFactory = _ => demo.EmaDecay }.Finite(0, 1, "an EMA decay");
+        var warmup = new Option<long>("--lr-warmup") { Description = "Steps of linear learning-rate warm-up.", DefaultValueFactory = _ => demo.LrWarmup }.InRange(0, int.MaxValue, "warm-up steps");
+        var decay = new Option<LearningRateDecay>("--lr-decay") { Description = "Constant, or Cosine (to 0 at the last step of both stages).", DefaultValueFactory = _ => demo.LrDecay };
         var evalEvery = new Option<long>("--eval-every") { Description = "Measure FD (and accuracy) every N steps and after the last (default: a quarter of all steps).", DefaultValueFactory = _ => 0 }.InRange(0, int.MaxValue, "steps between measurements (0: a quarter of all steps)");
         var fdSamples = new Option<int>("--fd-samples") { Description = "Generated images per measurement.", DefaultValueFactory = _ => 200 }.InRange(2, OptionChecks.MaxFdSamples, "generated images per measurement");
         var reference = new Option<int>("--fd-reference") { Description = "Held-out real images of the FD reference (their statistics are cached per user).", DefaultValueFactory = _ => 1000 }.InRange(2, int.MaxValue, "held-out images");
@@ -49,7 +51,7 @@ public static class CompareCommand
             "and seconds (PNG) and the sample grids side by side. Ablations: --mask-ratio 0.25,0.5,0.75  --branches both,noisy,clean,none\n" +
             "--target CleanOnly,AllClean,CleanAndNoisy  --branch-scope Decoder,DecoderAndEncoder (cross product; e.g. --methods McDiT --mask-ratio 0.25,0.5,0.75).")
         {
-            outDir, data, methods, seeds, maskRatios, branches, targets, scopes, model, steps, unmask, batch, lr, ema, evalEvery,
+            outDir, data, methods, seeds, maskRatios, branches, targets, scopes, model, steps, unmask, batch, lr, warmup, decay, ema, evalEvery,
             fdSamples, reference, samplerSteps, guidance, seconds, clock, accuracy, device,
         };
         command.SetAction(parse =>
@@ -59,6 +61,7 @@ public static class CompareCommand
             {
                 Data = parse.GetValue(data)!, Model = parse.GetValue(model)!, Steps = parse.GetValue(steps), UnmaskSteps = parse.GetValue(unmask),
                 BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), EmaDecay = parse.GetValue(ema), Device = parse.GetValue(device)!,
+                LrWarmup = parse.GetValue(warmup), LrDecay = parse.GetValue(decay),
                 SamplerSteps = parse.GetValue(samplerSteps), Guidance = parse.GetValue(guidance),
             }.Validated();
             var ml = new MLContext(seed: 0);

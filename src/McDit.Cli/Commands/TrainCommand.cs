@@ -24,6 +24,9 @@ public static class TrainCommand
         var batch = new Option<int>("--batch-size") { Description = "Images per step.", DefaultValueFactory = _ => defaults.BatchSize }.InRange(1, OptionChecks.MaxBatchSize, "images per step");
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => defaults.LearningRate }.Finite(0, 10, "a learning rate", minExclusive: true);
         var ema = new Option<double>("--ema-decay") { Description = "Decay of the weight EMA used for sampling.", DefaultValueFactory = _ => defaults.EmaDecay }.Finite(0, 1, "an EMA decay");
+        var warmup = new Option<long>("--lr-warmup") { Description = "Steps of linear learning-rate warm-up at the start (0: none).", DefaultValueFactory = _ => defaults.LrWarmup }.InRange(0, int.MaxValue, "warm-up steps");
+        var decay = new Option<LearningRateDecay>("--lr-decay") { Description = "Constant, or Cosine: the learning rate falls to 0 at the last step of both stages (better for short runs).", DefaultValueFactory = _ => defaults.LrDecay };
+        var branchEma = new Option<double?>("--branch-ema-decay") { Description = "MC-DiT: decay of the two EMA decoder branches (default 0.999; shorter runs want less, e.g. 0.99)." }.Finite(0, 1, "an EMA decay");
         var clip = new Option<double>("--grad-clip") { Description = "Clip the gradient norm to this value (0: no clipping).", DefaultValueFactory = _ => defaults.GradClip }.Finite(0, 1e9, "a gradient norm (0: no clipping)");
         var seed = new Option<long>("--seed") { Description = "Seed of initialisation, data order and every random draw.", DefaultValueFactory = _ => defaults.Seed };
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => defaults.Device }.Device();
@@ -53,7 +56,7 @@ public static class TrainCommand
             "                         or per process RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set (torchrun-style, CUDA only)\n" +
             "See docs/distributed.md.")
         {
-            outDir, data, method, model, maskRatio, steps, unmask, batch, lr, ema, clip, seed, device, precision,
+            outDir, data, method, model, maskRatio, steps, unmask, batch, lr, warmup, decay, ema, branchEma, clip, seed, device, precision,
             sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples,
             distributed, distributedTimeout, resume, serve, serveHost, servePort,
         };
@@ -93,7 +96,7 @@ public static class TrainCommand
             if (parse.GetValue(resume))
             {
                 // run.json fixes everything else; silently ignoring a changed option would mislead.
-                var fixedOptions = new Option[] { data, method, model, maskRatio, unmask, batch, lr, ema, clip, seed, precision,
+                var fixedOptions = new Option[] { data, method, model, maskRatio, unmask, batch, lr, warmup, decay, ema, branchEma, clip, seed, precision,
                     sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples };
                 var given = fixedOptions.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
                 if (given.Count > 0)
@@ -111,6 +114,7 @@ public static class TrainCommand
                     Data = parse.GetValue(data)!, Model = parse.GetValue(model)!, Method = parse.GetValue(method),
                     MaskRatio = parse.GetValue(maskRatio), Steps = parse.GetValue(steps), UnmaskSteps = parse.GetValue(unmask),
                     BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), EmaDecay = parse.GetValue(ema),
+                    LrWarmup = parse.GetValue(warmup), LrDecay = parse.GetValue(decay), BranchEmaDecay = parse.GetValue(branchEma),
                     GradClip = parse.GetValue(clip), Seed = parse.GetValue(seed), Device = parse.GetValue(device)!,
                     Precision = parse.GetValue(precision), SampleEvery = parse.GetValue(sampleEvery),
                     CheckpointEvery = parse.GetValue(checkpointEvery), SamplerSteps = parse.GetValue(samplerSteps),

@@ -26,6 +26,12 @@ public sealed record TrainSettings
     public double LearningRate { get; init; } = 3e-4;
     /// <summary>Decay of the sampling EMA.</summary>
     public double EmaDecay { get; init; } = 0.999;
+    /// <summary>Steps of linear learning-rate warm-up (0: none).</summary>
+    public long LrWarmup { get; init; }
+    /// <summary>Learning-rate decay over the run's total steps: Constant or Cosine.</summary>
+    public LearningRateDecay LrDecay { get; init; } = LearningRateDecay.Constant;
+    /// <summary>MC-DiT: decay of the EMA branches (null: the method's default, 0.999).</summary>
+    public double? BranchEmaDecay { get; init; }
     /// <summary>Gradient clipping (0 = none).</summary>
     public double GradClip { get; init; }
     /// <summary>Seed of initialisation, data order and every draw.</summary>
@@ -63,12 +69,14 @@ public sealed record TrainSettings
     {
         var method = MethodOptions.For(Method);
         if (MaskRatio is { } r) method = method with { MaskRatio = r };
+        if (BranchEmaDecay is { } m) method = method with { BranchEmaDecay = m };
         return new McDit.MLNet.Trainers.McDitTrainer.Options
         {
             ImageColumnName = Vae is null ? "Image" : "Latent", LabelColumnName = "Label", LatentDecoderPath = Vae,
             Model = Model, Method = Method, MethodOptions = method,
             NumberOfSteps = checked((int)Steps), UnmaskTuningSteps = checked((int)UnmaskSteps),
             BatchSize = BatchSize, LearningRate = LearningRate, EmaDecay = EmaDecay, GradientClipNorm = GradClip,
+            LearningRateWarmupSteps = checked((int)LrWarmup), LearningRateDecay = LrDecay,
             Seed = unchecked((int)Seed), Device = Device, Precision = Precision,
             SamplingSteps = SamplerSteps, Solver = Solver, GuidanceScale = Guidance, GenerationSeed = Seed,
         };
@@ -94,6 +102,10 @@ public sealed record TrainSettings
         Require(BatchSize >= 1 && BatchSize <= 65_536, "batch-size", BatchSize, "1..65536 images per step");
         Require(LearningRate > 0 && LearningRate <= 10 && double.IsFinite(LearningRate), "lr", LearningRate, "a learning rate in (0, 10]");
         Require(EmaDecay >= 0 && EmaDecay <= 1, "ema-decay", EmaDecay, "a value in [0, 1]");
+        Require(LrWarmup >= 0 && LrWarmup <= int.MaxValue, "lr-warmup", LrWarmup, "0 or more warm-up steps");
+        Require(Enum.IsDefined(LrDecay), "lr-decay", LrDecay, "Constant or Cosine");
+        Require(BranchEmaDecay is null || (BranchEmaDecay >= 0 && BranchEmaDecay <= 1), "branch-ema-decay", BranchEmaDecay!, "a value in [0, 1]");
+        Require(BranchEmaDecay is null || Method == TrainingMethod.McDiT, "branch-ema-decay", BranchEmaDecay!, "no value: only MC-DiT has EMA branches");
         Require(GradClip >= 0 && double.IsFinite(GradClip), "grad-clip", GradClip, "a finite value ≥ 0 (0: no clipping)");
         Require(TorchBackend.IsDeviceName(Device), "device", Device ?? "null", "cpu, cuda, cuda:N or auto");
         Require(SampleEvery >= 0, "sample-every", SampleEvery, "≥ 0");

@@ -20,6 +20,10 @@ public static class ComparisonReport
 
     private static string F(double x, string format) => double.IsFinite(x) ? x.ToString(format, CultureInfo.InvariantCulture) : "-";
 
+    private static string Schedule(Trainers.McDitTrainer.Options t) =>
+        (t.LearningRateWarmupSteps > 0 ? $" after {t.LearningRateWarmupSteps} warm-up steps" : "")
+        + (t.LearningRateDecay == McDit.Torch.Training.LearningRateDecay.Cosine ? ", cosine decay to 0" : "");
+
     private static string Spread(SeedSpread s, string format, double scale = 1) =>
         s.Count == 0 ? "-" : s.Count == 1 ? F(scale * s.Mean, format) : $"{F(scale * s.Mean, format)} ± {F(scale * s.StandardDeviation, format)}";
 
@@ -46,7 +50,7 @@ public static class ComparisonReport
         if (o.CommandLine is not null) md.AppendLine($"Command: `{o.CommandLine}`").AppendLine();
         md.AppendLine($"- data: {dataDescription}; FD-ResNet18 of {r.FdSamples} generated images (classes in turn) against {r.ReferenceCount} real held-out images");
         md.AppendLine($"- training: `{t.Model}`, {t.NumberOfSteps} masked steps + {t.UnmaskTuningSteps} unmasking-tuning steps, batch {t.BatchSize}, " +
-            $"learning rate {F(t.LearningRate, "G4")}, weight EMA {F(t.EmaDecay, "G4")}, the same seed for every arm");
+            $"learning rate {F(t.LearningRate, "G4")}{Schedule(t)}, weight EMA {F(t.EmaDecay, "G4")}, the same seed for every arm");
         md.AppendLine($"- sampler: {o.Sampler.Steps} {o.Sampler.Solver} steps, guidance {F(o.Sampler.GuidanceScale, "G4")}");
         md.AppendLine($"- seeds: {string.Join(", ", r.Seeds)}; values are mean ± sample standard deviation over the seeds");
         md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- floor: FD of {r.FdSamples} real training images {r.RealFrechetDistance:F1}") +
@@ -155,7 +159,8 @@ public static class ComparisonReport
         {
             command = o.CommandLine, data, written_utc = DateTime.UtcNow, machine = new { logical_cpus = Environment.ProcessorCount, torch_threads = TorchThreads(), load_average = LoadAverage() },
             training = new { model = o.Training.Model, steps = o.Training.NumberOfSteps, unmask_steps = o.Training.UnmaskTuningSteps, batch_size = o.Training.BatchSize,
-                learning_rate = o.Training.LearningRate, ema_decay = o.Training.EmaDecay },
+                learning_rate = o.Training.LearningRate, lr_warmup_steps = o.Training.LearningRateWarmupSteps, lr_decay = o.Training.LearningRateDecay.ToString(),
+                ema_decay = o.Training.EmaDecay },
             sampler = new { steps = o.Sampler.Steps, solver = o.Sampler.Solver.ToString(), guidance = o.Sampler.GuidanceScale },
             clock = r.Clock, fd_samples = r.FdSamples, reference_count = r.ReferenceCount, real_fd = r.RealFrechetDistance, real_accuracy = r.RealAccuracy,
             class_names = r.ClassNames, variants = r.Variants, seeds = r.Seeds, runs = r.Runs,

@@ -9,6 +9,7 @@ using McDit.MLNet.Imaging;
 using McDit.MLNet.Trainers;
 using McDit.Torch.Diffusion;
 using McDit.Torch.Metrics;
+using McDit.Torch.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using TorchSharp;
@@ -292,7 +293,9 @@ public sealed class MethodComparison
             t.GradientClipNorm.ToString("R", CultureInfo.InvariantCulture), t.Precision, t.InputMinimum, t.InputMaximum,
             _options.EvaluateEvery, _options.FdSamples, s.Steps, s.Solver, s.GuidanceScale.ToString("R", CultureInfo.InvariantCulture),
             _options.SampleSeed, _options.GridColumns, _options.Clock, _options.ClassAccuracy is not null ? "fd+custom-accuracy" : _options.MeasureClassAccuracy ? "fd+accuracy" : "fd",
-        }.Select(x => Convert.ToString(x, CultureInfo.InvariantCulture)));
+        }.Concat(t.LearningRateWarmupSteps > 0 || t.LearningRateDecay != LearningRateDecay.Constant
+            ? new object?[] { "lr-schedule", t.LearningRateWarmupSteps, t.LearningRateDecay } // absent for constant rates: earlier runs stay reusable
+            : Array.Empty<object?>()).Select(x => Convert.ToString(x, CultureInfo.InvariantCulture)));
     }
 
     private static string Hash(string text) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16].ToLowerInvariant();

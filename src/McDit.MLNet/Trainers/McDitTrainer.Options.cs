@@ -108,6 +108,15 @@ public sealed partial class McDitTrainer
         /// <summary>AdamW learning rate (1e-4 as MaskDiT; up to 3e-4 for tiny models).</summary>
         public double LearningRate = 1e-4;
 
+        /// <summary>Steps of linear learning-rate warm-up at the start of training (0: none).</summary>
+        public int LearningRateWarmupSteps;
+
+        /// <summary>
+        /// How the learning rate falls over the run: Constant (MaskDiT's recipe), or Cosine down to 0 at the last step of
+        /// <see cref="NumberOfSteps"/> + <see cref="UnmaskTuningSteps"/> (better for short runs).
+        /// </summary>
+        public LearningRateDecay LearningRateDecay = LearningRateDecay.Constant;
+
         /// <summary>AdamW decoupled weight decay.</summary>
         public double WeightDecay;
 

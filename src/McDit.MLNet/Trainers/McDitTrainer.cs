@@ -65,6 +65,8 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         Require(o.ShufflePoolSize >= 1, nameof(o.ShufflePoolSize), o.ShufflePoolSize, "≥ 1");
         Require(o.NumberOfSteps >= 1, nameof(o.NumberOfSteps), o.NumberOfSteps, "≥ 1");
         Require(o.UnmaskTuningSteps >= 0, nameof(o.UnmaskTuningSteps), o.UnmaskTuningSteps, "≥ 0");
+        Require(o.LearningRateWarmupSteps >= 0, nameof(o.LearningRateWarmupSteps), o.LearningRateWarmupSteps, "≥ 0 (0: no warm-up)");
+        Require(Enum.IsDefined(o.LearningRateDecay), nameof(o.LearningRateDecay), o.LearningRateDecay, "Constant or Cosine");
         Require(o.MaximumNumberOfEpochs is null or >= 1, nameof(o.MaximumNumberOfEpochs), o.MaximumNumberOfEpochs, "≥ 1 or null");
         Require(o.BatchSize >= 1, nameof(o.BatchSize), o.BatchSize, "≥ 1");
         Require(o.LoggingInterval >= 1, nameof(o.LoggingInterval), o.LoggingInterval, "≥ 1");
@@ -91,6 +93,9 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
     {
         Method = o.MethodOptions ?? MethodOptions.For(o.Method),
         LearningRate = o.LearningRate,
+        WarmupSteps = o.LearningRateWarmupSteps,
+        Decay = o.LearningRateDecay,
+        DecaySteps = (long)o.NumberOfSteps + o.UnmaskTuningSteps,
         WeightDecay = o.WeightDecay,
         EmaDecay = o.EmaDecay,
         GradClipNorm = o.GradientClipNorm,

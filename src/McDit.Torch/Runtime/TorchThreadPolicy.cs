@@ -15,8 +15,10 @@ public sealed record TorchThreadChoice(int Threads, string Reason);
 /// work, and small-tensor training slows down many times over (0.03 instead of 1.75 steps/s was seen). So McDit
 /// (1) asks OpenMP to sleep instead of spinning (<c>OMP_WAIT_POLICY=PASSIVE</c>, <c>KMP_BLOCKTIME=0</c>,
 /// <c>GOMP_SPINCOUNT=0</c>), in the native environment before libtorch loads, unless the user set them; and (2)
-/// gives libtorch only the cores that are free now: min(cores, cores − busy cores measured over a short window,
-/// rounded), at least 1. <c>OMP_NUM_THREADS</c>, when set, and an explicit count win over the measurement.
+/// gives libtorch only the cores that other processes leave free: cores − busy cores, rounded, at least 1. The busy
+/// cores are measured without this process's own CPU time (its start-up JIT would otherwise count as load) and are
+/// the least of up to three short windows, so a burst that ends at once (the build that <c>dotnet run</c> just finished)
+/// does not cost a thread while a steady load does. <c>OMP_NUM_THREADS</c>, when set, and an explicit count win.
 /// </summary>
 public static class TorchThreadPolicy
 {
@@ -72,7 +74,7 @@ public static class TorchThreadPolicy
         if (int.TryParse(env, NumberStyles.None, CultureInfo.InvariantCulture, out int fromEnv) && fromEnv >= 1)
             return new TorchThreadChoice(fromEnv, $"OMP_NUM_THREADS={fromEnv}");
         int cores = Environment.ProcessorCount;
-        double? busy = MeasureBusyCores(TimeSpan.FromMilliseconds(250));
+        double? busy = MeasureSteadyLoad(cores);
         int threads = ForLoad(cores, busy ?? 0);
         return new TorchThreadChoice(threads, busy is { } b
             ? string.Create(CultureInfo.InvariantCulture, $"{cores} cores, {b:F1} busy")
@@ -113,20 +115,64 @@ public static class TorchThreadPolicy
         return Apply(requested);
     }
 
+    /// <summary>Windows of the load measurement, and how many are taken at most.</summary>
+    static readonly TimeSpan LoadWindow = TimeSpan.FromMilliseconds(200);
+    const int LoadWindows = 3;
+
+    // The least busy of up to LoadWindows windows; stops as soon as one leaves every core free (the idle case costs one window).
+    static double? MeasureSteadyLoad(int cores)
+    {
+        double? least = null;
+        for (int i = 0; i < LoadWindows; i++)
+        {
+            var busy = MeasureBusyCores(LoadWindow);
+            if (busy is null) return least;
+            least = least is { } l ? Math.Min(l, busy.Value) : busy.Value;
+            if (ForLoad(cores, least.Value) == cores) break;
+        }
+        return least;
+    }
+
     /// <summary>
-    /// Cores kept busy (user, nice, system, irq time) over <paramref name="window"/>, from <c>/proc/stat</c>;
-    /// null where it cannot be read (not Linux).
+    /// Cores that other processes kept busy (user, nice, system, irq time) over <paramref name="window"/>, from
+    /// <c>/proc/stat</c> less this process's own time from <c>/proc/self/stat</c>; null where they cannot be read (not Linux).
     /// </summary>
-    public static double? MeasureBusyCores(TimeSpan window)
+    public static double? MeasureBusyCores(TimeSpan window) => MeasureLoad(window)?.Others;
+
+    // Busy cores over the window: all of them, and those of other processes (all less this process's own time).
+    internal static (double All, double Others)? MeasureLoad(TimeSpan window)
     {
         var first = ReadCpuTimes();
+        var selfFirst = ReadOwnCpuTime();
         if (first is null) return null;
         Thread.Sleep(window);
         var second = ReadCpuTimes();
+        var selfSecond = ReadOwnCpuTime();
         if (second is null) return null;
         double total = second.Value.Total - first.Value.Total, idle = second.Value.Idle - first.Value.Idle;
         if (total <= 0) return null;
-        return Math.Max(0, (total - idle) / total) * Environment.ProcessorCount;
+        double own = selfFirst is { } a && selfSecond is { } b ? Math.Max(0, b - a) : 0;
+        int cores = Environment.ProcessorCount;
+        return (Math.Max(0, (total - idle) / total) * cores, Math.Max(0, (total - idle - own) / total) * cores);
+    }
+
+    // This process's user + system time in clock ticks (fields 14 and 15 of /proc/self/stat; the same unit as /proc/stat).
+    internal static double? ReadOwnCpuTime()
+    {
+        try
+        {
+            if (!File.Exists("/proc/self/stat")) return null;
+            var line = File.ReadAllText("/proc/self/stat");
+            int close = line.LastIndexOf(')'); // the command name may hold spaces and parentheses
+            if (close < 0) return null;
+            var fields = line[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length < 13) return null;
+            return double.Parse(fields[11], CultureInfo.InvariantCulture) + double.Parse(fields[12], CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
     }
 
     static (double Total, double Idle)? ReadCpuTimes()

@@ -101,6 +101,7 @@ public sealed class DiffusionTrainer : IDisposable
         Model.train();
         var x0 = images.to(ScalarType.Float32).to(Device);
         var y = Config.NumClasses > 0 && labels is not null ? labels.to(ScalarType.Int64).to(Device) : null;
+        if (Options.HasSchedule) Optimizer.LearningRate = Options.LearningRateAt(State.Step, State.Stage);
         var draws = _objective.Draw(Model, x0, y, Generator, shard);
         try
         {

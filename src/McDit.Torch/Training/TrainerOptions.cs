@@ -7,6 +7,15 @@ public sealed record TrainerOptions
     [System.Text.Json.Serialization.JsonRequired] public MethodOptions Method { get; init; } = MethodOptions.For(TrainingMethod.McDiT);
     /// <summary>AdamW learning rate (MaskDiT: 1e-4; up to 3e-4 for tiny models). Halved for unmasking tuning.</summary>
     public double LearningRate { get; init; } = 1e-4;
+    /// <summary>
+    /// Steps over which the learning rate rises linearly from <see cref="LearningRate"/>/N to its peak at the start of
+    /// the run; 0 starts at the peak.
+    /// </summary>
+    public long WarmupSteps { get; init; }
+    /// <summary>How the learning rate falls after the warm-up; <see cref="LearningRateDecay.Constant"/> keeps it.</summary>
+    public LearningRateDecay Decay { get; init; } = LearningRateDecay.Constant;
+    /// <summary>The step at which a <see cref="LearningRateDecay.Cosine"/> decay reaches 0: the run's total steps (both stages).</summary>
+    public long DecaySteps { get; init; }
     /// <summary>AdamW decoupled weight decay.</summary>
     public double WeightDecay { get; init; }
     /// <summary>AdamW β1.</summary>
@@ -24,6 +33,27 @@ public sealed record TrainerOptions
     /// <summary>Precision of the network's forward and backward passes.</summary>
     public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
 
+    /// <summary>True when the learning rate changes from step to step (a warm-up or a decay).</summary>
+    public bool HasSchedule => WarmupSteps > 0 || Decay != LearningRateDecay.Constant;
+
+    /// <summary>
+    /// The learning rate of the optimizer step taken at <paramref name="step"/> (0-based: the steps taken before it) in
+    /// <paramref name="stage"/>: the peak <see cref="LearningRate"/>, halved in stage 2 (unmasking tuning), times the
+    /// warm-up's and the decay's factors. A function of the step alone, so a resumed run follows it exactly.
+    /// </summary>
+    public double LearningRateAt(long step, int stage)
+    {
+        double rate = stage == 2 ? LearningRate / 2 : LearningRate;
+        if (WarmupSteps > 0 && step < WarmupSteps) rate *= (step + 1) / (double)WarmupSteps;
+        if (Decay == LearningRateDecay.Cosine)
+        {
+            double progress = Math.Clamp(step / (double)DecaySteps, 0, 1);
+            // Never exactly 0: AdamW takes a step, and the last steps still move the weights a little.
+            rate *= Math.Max(0.5 * (1 + Math.Cos(Math.PI * progress)), 1e-3);
+        }
+        return rate;
+    }
+
     /// <summary>Checks every value and returns the options; throws naming the option otherwise.</summary>
     public TrainerOptions Validated()
     {
@@ -33,6 +63,10 @@ public sealed record TrainerOptions
         }
         Require(Method is not null, nameof(Method), "null", "the method's options");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "a positive number");
+        Require(WarmupSteps >= 0, nameof(WarmupSteps), WarmupSteps, "≥ 0 steps (0: no warm-up)");
+        Require(Enum.IsDefined(Decay), nameof(Decay), Decay, "Constant or Cosine");
+        Require(Decay != LearningRateDecay.Cosine || DecaySteps >= 1, nameof(DecaySteps), DecaySteps, "≥ 1 (the run's total steps) for a cosine decay");
+        Require(DecaySteps >= 0, nameof(DecaySteps), DecaySteps, "≥ 0");
         Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "a finite value ≥ 0");
         Require(Beta1 >= 0 && Beta1 < 1, nameof(Beta1), Beta1, "a value in [0, 1)");
         Require(Beta2 >= 0 && Beta2 < 1, nameof(Beta2), Beta2, "a value in [0, 1)");

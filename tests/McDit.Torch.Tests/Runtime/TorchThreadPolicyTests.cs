@@ -37,6 +37,30 @@ public class TorchThreadPolicyTests
         Assert.InRange(busy!.Value, 0, Environment.ProcessorCount + 1e-9);
     }
 
+    [Fact]
+    public void ThisProcesssOwnWorkIsNotCountedAsLoad()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        // A thread of this process spins through the window: it shows in this process's own CPU time (which the
+        // measurement subtracts), so the start-up work of mcdit itself never costs it a thread.
+        var before = TorchThreadPolicy.ReadOwnCpuTime();
+        using var stop = new CancellationTokenSource();
+        var spinner = new Thread(() => { while (!stop.IsCancellationRequested) Thread.SpinWait(1000); });
+        spinner.Start();
+        var load = TorchThreadPolicy.MeasureLoad(TimeSpan.FromMilliseconds(300));
+        stop.Cancel();
+        spinner.Join();
+        var after = TorchThreadPolicy.ReadOwnCpuTime();
+        Assert.NotNull(before);
+        Assert.NotNull(after);
+        Assert.True(after - before >= 3, $"300 ms of spinning should add clock ticks of own CPU time; got {after - before}.");
+        Assert.NotNull(load);
+        var (all, others) = load!.Value;
+        // Without the subtraction the two would be equal; loose bounds, because on a loaded machine the spinner gets a small share.
+        Assert.True(all - others >= 0.05, $"this process's spinning thread should be taken out of the load; all {all:F2}, others {others:F2}.");
+        Assert.InRange(others, 0, Environment.ProcessorCount + 1e-9);
+    }
+
     [DllImport("libc", EntryPoint = "getenv")]
     static extern IntPtr getenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
 
