@@ -13,6 +13,8 @@ public static class Modulation
     {
         using var scope = NewDisposeScope();
         // shift + x·(1 + scale) in one kernel (addcmul broadcasts the [N, 1, D] terms over the tokens)
-        return shift.unsqueeze(1).addcmul(x, scale.unsqueeze(1).add(One), One).MoveToOuterDisposeScope();
+        // add(One, One), not add(One): TorchSharp's add(Scalar) makes a temporary alpha Scalar whose finalizer can free it
+        // while libtorch still reads it (a training run once failed at step 386 with "toFloat" from add_Scalar).
+        return shift.unsqueeze(1).addcmul(x, scale.unsqueeze(1).add(One, One), One).MoveToOuterDisposeScope();
     }
 }

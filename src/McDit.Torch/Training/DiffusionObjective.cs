@@ -213,6 +213,8 @@ public sealed class DiffusionObjective
         return (total.MoveToOuterDisposeScope(), breakdown);
     }
 
+    static readonly Scalar VarianceEpsilon = 1e-6.ToScalar();
+
     /// <summary>
     /// MAE's normalised-pixel loss: per patch, the target is standardised (mean 0, variance 1 with ε = 1e-6,
     /// unbiased variance as torch.var); squared error averaged per patch, then over the patches where mask = 1.
@@ -224,7 +226,7 @@ public sealed class DiffusionObjective
         var pr = Patches.Patchify(prediction, patchSize);
         var mean = t.mean(new long[] { -1 }, keepdim: true);
         var variance = t.var(-1, keepdim: true);
-        t = (t - mean) / (variance + 1e-6).sqrt();
+        t = (t - mean) / variance.add(VarianceEpsilon, Modules.Modulation.One).sqrt(); // long-lived Scalars (see Modulation)
         var perPatch = (pr - t).square().mean(new long[] { -1 });
         return ((perPatch * mask).sum(1) / mask.sum(1)).MoveToOuterDisposeScope();
     }
