@@ -153,9 +153,11 @@ public sealed class TrainingSession
     private Summary Run(MLContext ml, RunFolder folder, TrainSettings settings, (LabeledImageDataView Images, IDataView Training) views, bool resume, CancellationToken cancel)
     {
         var (data, training) = views;
+        var threads = McDit.Torch.Runtime.TorchThreadPolicy.Current is { } t
+            ? $", {t.Threads} CPU thread{(t.Threads == 1 ? "" : "s")} ({t.Reason})" : "";
         Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{settings.Method} {settings.Model} on {settings.Data}: {data.Count:N0} images {data.Channels}×{data.Height}×{data.Width}, " +
-            $"{data.ClassNames.Count} classes, batch {settings.BatchSize}, {settings.TotalSteps} steps ({settings.Steps} masked + {settings.UnmaskSteps} unmasking), device {settings.Device}"));
+            $"{data.ClassNames.Count} classes, batch {settings.BatchSize}, {settings.TotalSteps} steps ({settings.Steps} masked + {settings.UnmaskSteps} unmasking), device {settings.Device}{threads}"));
         // The log and the progress line start where training starts: a resumed run learns its step from the trainer.
         long startStep = 0;
         MetricsLog? metrics = null;

@@ -6,7 +6,7 @@ namespace McDit.Torch.Runtime;
 
 /// <summary>How many intra-op threads libtorch was given, and why.</summary>
 /// <param name="Threads">The thread count set with <c>torch.set_num_threads</c>.</param>
-/// <param name="Reason">In words: "--threads 3", "OMP_NUM_THREADS=1", "2 cores, 0.1 busy".</param>
+/// <param name="Reason">In words: "--threads 3", "OMP_NUM_THREADS=1", "2 cores, 0.1 busy with other processes; …".</param>
 public sealed record TorchThreadChoice(int Threads, string Reason);
 
 /// <summary>
@@ -77,7 +77,7 @@ public static class TorchThreadPolicy
         double? busy = MeasureSteadyLoad(cores);
         int threads = ForLoad(cores, busy ?? 0);
         return new TorchThreadChoice(threads, busy is { } b
-            ? string.Create(CultureInfo.InvariantCulture, $"{cores} cores, {b:F1} busy")
+            ? string.Create(CultureInfo.InvariantCulture, $"{cores} cores, {b:F1} busy with other processes; --threads N overrides")
             : string.Create(CultureInfo.InvariantCulture, $"{cores} cores"));
     }
 
