@@ -16,7 +16,8 @@ public sealed record TorchThreadChoice(int Threads, string Reason);
 /// (1) asks OpenMP to sleep instead of spinning (<c>OMP_WAIT_POLICY=PASSIVE</c>, <c>KMP_BLOCKTIME=0</c>,
 /// <c>GOMP_SPINCOUNT=0</c>), in the native environment before libtorch loads, unless the user set them; and (2)
 /// gives libtorch only the cores that other processes leave free: cores − busy cores, rounded, at least 1. The busy
-/// cores are measured without this process's own CPU time (its start-up JIT would otherwise count as load) and are
+/// cores are measured without the CPU time of this process (its start-up JIT) and of its parent (<c>dotnet run</c> keeps
+/// a core busy for seconds after starting the program it built), and are
 /// the least of up to three short windows, so a burst that ends at once (the build that <c>dotnet run</c> just finished)
 /// does not cost a thread while a steady load does. <c>OMP_NUM_THREADS</c>, when set, and an explicit count win.
 /// </summary>
@@ -135,19 +136,20 @@ public static class TorchThreadPolicy
 
     /// <summary>
     /// Cores that other processes kept busy (user, nice, system, irq time) over <paramref name="window"/>, from
-    /// <c>/proc/stat</c> less this process's own time from <c>/proc/self/stat</c>; null where they cannot be read (not Linux).
+    /// <c>/proc/stat</c> less the time of this process and of its parent (which waits for it) from <c>/proc/PID/stat</c>;
+    /// null where they cannot be read (not Linux).
     /// </summary>
     public static double? MeasureBusyCores(TimeSpan window) => MeasureLoad(window)?.Others;
 
-    // Busy cores over the window: all of them, and those of other processes (all less this process's own time).
+    // Busy cores over the window: all of them, and those of other processes (all less this process's and its parent's time).
     internal static (double All, double Others)? MeasureLoad(TimeSpan window)
     {
         var first = ReadCpuTimes();
-        var selfFirst = ReadOwnCpuTime();
+        var selfFirst = ReadOwnAndParentCpuTime();
         if (first is null) return null;
         Thread.Sleep(window);
         var second = ReadCpuTimes();
-        var selfSecond = ReadOwnCpuTime();
+        var selfSecond = ReadOwnAndParentCpuTime();
         if (second is null) return null;
         double total = second.Value.Total - first.Value.Total, idle = second.Value.Idle - first.Value.Idle;
         if (total <= 0) return null;
@@ -157,22 +159,37 @@ public static class TorchThreadPolicy
     }
 
     // This process's user + system time in clock ticks (fields 14 and 15 of /proc/self/stat; the same unit as /proc/stat).
-    internal static double? ReadOwnCpuTime()
+    internal static double? ReadOwnCpuTime() => ReadProcessCpuTime("self").Ticks;
+
+    // User + system ticks of a process (a pid or "self") and its parent's pid (field 4).
+    static (double? Ticks, int? Parent) ReadProcessCpuTime(string process)
     {
         try
         {
-            if (!File.Exists("/proc/self/stat")) return null;
-            var line = File.ReadAllText("/proc/self/stat");
+            var path = $"/proc/{process}/stat";
+            if (!File.Exists(path)) return (null, null);
+            var line = File.ReadAllText(path);
             int close = line.LastIndexOf(')'); // the command name may hold spaces and parentheses
-            if (close < 0) return null;
+            if (close < 0) return (null, null);
             var fields = line[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (fields.Length < 13) return null;
-            return double.Parse(fields[11], CultureInfo.InvariantCulture) + double.Parse(fields[12], CultureInfo.InvariantCulture);
+            if (fields.Length < 13) return (null, null);
+            return (double.Parse(fields[11], CultureInfo.InvariantCulture) + double.Parse(fields[12], CultureInfo.InvariantCulture),
+                int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out int parent) ? parent : null);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
         {
-            return null;
+            return (null, null);
         }
+    }
+
+    // This process's time plus its parent's: the parent waits for it (a shell, or `dotnet run`, which keeps a core busy
+    // for seconds after it starts the program it just built, and would otherwise cost that program a thread).
+    static double? ReadOwnAndParentCpuTime()
+    {
+        var (own, parent) = ReadProcessCpuTime("self");
+        if (own is null) return null;
+        if (parent is not { } ppid || ppid <= 1) return own;
+        return own + (ReadProcessCpuTime(ppid.ToString(CultureInfo.InvariantCulture)).Ticks ?? 0);
     }
 
     static (double Total, double Idle)? ReadCpuTimes()
