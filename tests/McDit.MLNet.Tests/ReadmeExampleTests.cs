@@ -24,10 +24,10 @@ public class ReadmeExampleTests : IDisposable
     {
         ("var heldOut = ml.McDit().Data.LoadFashionMnist(FashionMnistSplit.HeldOut);",
          "var heldOut = ml.Data.TakeRows(ml.McDit().Data.LoadFashionMnist(FashionMnistSplit.HeldOut), 12);"),
-        ("Model = \"Tiny/4\", NumberOfSteps = 600, UnmaskTuningSteps = 150, BatchSize = 64, LearningRate = 2e-3,",
+        ("Model = \"Tiny/4\", NumberOfSteps = 475, UnmaskTuningSteps = 475, BatchSize = 32, LearningRate = 2e-3, EmaDecay = 0.99,",
          "ModelConfig = new McDit.Torch.Models.DiffusionTransformerConfig { PatchSize = 4, HiddenSize = 32, Depth = 1, NumHeads = 2, " +
          "DecoderDepth = 1, DecoderHiddenSize = 32, DecoderNumHeads = 2 }, NumberOfSteps = 2, UnmaskTuningSteps = 1, BatchSize = 8, " +
-         "LearningRate = 2e-3, SamplingSteps = 2, Device = \"cpu\","),
+         "LearningRate = 2e-3, EmaDecay = 0.99, SamplingSteps = 2, Device = \"cpu\","),
         ("imagesPerClass: 8", "imagesPerClass: 1"),
         ("model.SaveImageGrid(\"grid.png\"", $"model.SaveImageGrid({Literal(Path.Combine(_folder, "grid.png"))}"),
         ("ml.Model.Save(model, train.Schema, \"mcdit.zip\");", $"ml.Model.Save(model, train.Schema, {Literal(Path.Combine(_folder, "mcdit.zip"))});"),
