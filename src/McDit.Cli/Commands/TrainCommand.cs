@@ -25,8 +25,8 @@ public static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => defaults.LearningRate }.Finite(0, 10, "a learning rate", minExclusive: true);
         var ema = new Option<double>("--ema-decay") { Description = "Decay of the weight EMA used for sampling.", DefaultValueFactory = _ => defaults.EmaDecay }.Finite(0, 1, "an EMA decay");
         var warmup = new Option<long>("--lr-warmup") { Description = "Steps of linear learning-rate warm-up at the start (0: none).", DefaultValueFactory = _ => defaults.LrWarmup }.InRange(0, int.MaxValue, "warm-up steps");
-        var decay = new Option<LearningRateDecay>("--lr-decay") { Description = "Constant, or Cosine: the learning rate falls to 0 at the last step of both stages (better for short runs).", DefaultValueFactory = _ => defaults.LrDecay };
-        var branchEma = new Option<double?>("--branch-ema-decay") { Description = "MC-DiT: decay of the two EMA decoder branches (default 0.999; shorter runs want less, e.g. 0.99)." }.Finite(0, 1, "an EMA decay");
+        var decay = new Option<LearningRateDecay>("--lr-decay") { Description = "Constant, or Cosine: the learning rate falls to 0 at the last step of both stages (worse for the demo: docs/results.md).", DefaultValueFactory = _ => defaults.LrDecay };
+        var branchEma = new Option<double?>("--branch-ema-decay") { Description = "MC-DiT: decay of the two EMA decoder branches (default 0.999; 0.99 was worse for the demo: docs/results.md)." }.Finite(0, 1, "an EMA decay");
         var clip = new Option<double>("--grad-clip") { Description = "Clip the gradient norm to this value (0: no clipping).", DefaultValueFactory = _ => defaults.GradClip }.Finite(0, 1e9, "a gradient norm (0: no clipping)");
         var seed = new Option<long>("--seed") { Description = "Seed of initialisation, data order and every random draw.", DefaultValueFactory = _ => defaults.Seed };
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => defaults.Device }.Device();

@@ -113,7 +113,7 @@ public sealed partial class McDitTrainer
 
         /// <summary>
         /// How the learning rate falls over the run: Constant (MaskDiT's recipe), or Cosine down to 0 at the last step of
-        /// <see cref="NumberOfSteps"/> + <see cref="UnmaskTuningSteps"/> (better for short runs).
+        /// <see cref="NumberOfSteps"/> + <see cref="UnmaskTuningSteps"/> (for the 950-step demo it was worse than Constant: docs/results.md).
         /// </summary>
         public LearningRateDecay LearningRateDecay = LearningRateDecay.Constant;
 

@@ -17,9 +17,9 @@ public sealed record TorchThreadChoice(int Threads, string Reason);
 /// <c>GOMP_SPINCOUNT=0</c>), in the native environment before libtorch loads, unless the user set them; and (2)
 /// gives libtorch only the cores that other processes leave free: cores − busy cores, rounded, at least 1. The busy
 /// cores are measured without the CPU time of this process (its start-up JIT) and of its parent (<c>dotnet run</c> keeps
-/// a core busy for seconds after starting the program it built), and are
-/// the least of up to three short windows, so a burst that ends at once (the build that <c>dotnet run</c> just finished)
-/// does not cost a thread while a steady load does. <c>OMP_NUM_THREADS</c>, when set, and an explicit count win.
+/// a core busy for seconds after starting the program it built), and are the least of up to three short windows, so a
+/// burst that ends at once does not cost a thread while a steady load does. <c>OMP_NUM_THREADS</c>, when set, and an
+/// explicit count win.
 /// </summary>
 public static class TorchThreadPolicy
 {

@@ -63,7 +63,7 @@ public sealed class DiffusionTrainer : IDisposable
         _emaSource = ExponentialMovingAverage.NamedParameters(Model);
         foreach (var (name, master) in Optimizer.MasterWeights) _emaSource[name] = master;
         var method = state.Stage == 2 ? options.Method.ForUnmaskTuning() : options.Method;
-        if (state.Stage == 2) Optimizer.LearningRate = options.LearningRate / 2;
+        Optimizer.LearningRate = options.LearningRateAt(state.Step, state.Stage); // one rule for the stage-2 halving and the schedule
         _objective = new DiffusionObjective(method);
         if (options.Method.UsesBranches)
         {
@@ -215,7 +215,7 @@ public sealed class DiffusionTrainer : IDisposable
     {
         if (State.Stage == 2) return;
         State.Stage = 2;
-        Optimizer.LearningRate = Options.LearningRate / 2;
+        Optimizer.LearningRate = Options.LearningRateAt(State.Step, State.Stage);
         _objective = new DiffusionObjective(Options.Method.ForUnmaskTuning());
     }
 
