@@ -155,6 +155,9 @@ public sealed class TrainingSession
         var (data, training) = views;
         var threads = McDit.Torch.Runtime.TorchThreadPolicy.Current is { } t
             ? $", {t.Threads} CPU thread{(t.Threads == 1 ? "" : "s")} ({t.Reason})" : "";
+        if (McDit.Torch.Runtime.TorchThreadPolicy.Current is { Threads: >= 2 } split && McDit.Torch.Runtime.BatchHalves.Enabled
+            && McDit.Torch.Runtime.TorchBackend.ResolveDevice(settings.Device).type == TorchSharp.DeviceType.CPU)
+            threads += $", each batch in two halves at once ({split.Threads / 2} thread{(split.Threads / 2 == 1 ? "" : "s")} each; MCDIT_BATCH_HALVES=0: whole)";
         Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{settings.Method} {settings.Model} on {settings.Data}: {data.Count:N0} images {data.Channels}×{data.Height}×{data.Width}, " +
             $"{data.ClassNames.Count} classes, batch {settings.BatchSize}, {settings.TotalSteps} steps ({settings.Steps} masked + {settings.UnmaskSteps} unmasking), device {settings.Device}{threads}"));

@@ -30,7 +30,32 @@ public sealed class DiffusionObjective
     }
 
     /// <summary>Random draws of one loss evaluation (all from the caller's generator, so runs are reproducible).</summary>
-    public sealed record Draws(Tensor Sigma, Tensor Noise, Tensor? Labels, PatchMask? Mask);
+    public sealed record Draws(Tensor Sigma, Tensor Noise, Tensor? Labels, PatchMask? Mask)
+    {
+        /// <summary>
+        /// The draws of rows [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>): views of σ, ε and
+        /// the labels, and a new mask; dispose the result to free that mask.
+        /// </summary>
+        public RowDraws Rows(int start, int count)
+        {
+            PatchMask? mask = null;
+            if (Mask is not null)
+                using (var rows = torch.arange(start, start + count, dtype: ScalarType.Int64, device: Mask.Mask.device))
+                    mask = Mask.SelectRows(rows);
+            return new RowDraws(new Draws(Sigma.narrow(0, start, count), Noise.narrow(0, start, count), Labels?.narrow(0, start, count), mask));
+        }
+    }
+
+    /// <summary>Some rows of a batch's <see cref="Draws"/>; disposing frees their mask.</summary>
+    public sealed class RowDraws(Draws draws) : IDisposable
+    {
+        /// <summary>The draws of these rows.</summary>
+        public Draws Draws { get; } = draws;
+        /// <summary>Frees the rows' mask.</summary>
+        public void Dispose() => Draws.Mask?.Dispose();
+        /// <summary>The draws of these rows.</summary>
+        public static implicit operator Draws(RowDraws rows) => rows.Draws;
+    }
 
     /// <summary>
     /// Draws σ, ε, label dropout and the mask for a batch, on the CPU generator, then moves them to the device.
