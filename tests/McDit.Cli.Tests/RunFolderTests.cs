@@ -99,6 +99,29 @@ public sealed class RunFolderTests : IDisposable
     }
 
     [Fact]
+    public void TheSmoothedLossStartsAgainAtTheUnmaskingStage()
+    {
+        static MetricsLog.Entry E(long step, int stage, double loss) => new(step, stage, 0, loss, loss, 0, 0, 0, 1e-3, 0);
+        var entries = Enumerable.Range(1, 50).Select(i => E(i, 1, 3.0)).Concat(Enumerable.Range(51, 50).Select(i => E(i, 2, 0.5))).ToList();
+        var smoothed = LossCurve.Smooth(entries);
+        Assert.Equal(3.0, smoothed[49], 12);
+        Assert.Equal(0.5, smoothed[50], 12); // not a blend of 3.0 carried across the boundary
+        Assert.Equal(0.5, smoothed[^1], 12);
+    }
+
+    [Theory]
+    [InlineData(1020, 320)] // the default: 320 masked + 700 unmasking-tuning steps
+    [InlineData(2040, 640)]
+    [InlineData(2, 1)]
+    [InlineData(1, 1)]     // one step is a masked step: stage 1 is never empty
+    public void DemoStepsKeepTheDefaultsShareOfMaskedSteps(long total, long masked)
+    {
+        Assert.Equal(masked, McDit.Cli.Commands.DemoCommand.MaskedSteps(total));
+        var defaults = McDit.Cli.Commands.DemoCommand.Settings;
+        Assert.Equal(defaults.Steps, McDit.Cli.Commands.DemoCommand.MaskedSteps(defaults.TotalSteps));
+    }
+
+    [Fact]
     public void EvaluateMeasuresFdAgainstAnImageFolderAndLogsIt()
     {
         var folder = Folder();

@@ -24,7 +24,7 @@ public class ReadmeExampleTests : IDisposable
     {
         ("var heldOut = ml.McDit().Data.LoadFashionMnist(FashionMnistSplit.HeldOut);",
          "var heldOut = ml.Data.TakeRows(ml.McDit().Data.LoadFashionMnist(FashionMnistSplit.HeldOut), 12);"),
-        ("Model = \"Tiny/4\", NumberOfSteps = 475, UnmaskTuningSteps = 475, BatchSize = 32, LearningRate = 2e-3, EmaDecay = 0.99,",
+        ("Model = \"Tiny/4\", NumberOfSteps = 320, UnmaskTuningSteps = 700, BatchSize = 32, LearningRate = 2e-3, EmaDecay = 0.99,",
          "ModelConfig = new McDit.Torch.Models.DiffusionTransformerConfig { PatchSize = 4, HiddenSize = 32, Depth = 1, NumHeads = 2, " +
          "DecoderDepth = 1, DecoderHiddenSize = 32, DecoderNumHeads = 2 }, NumberOfSteps = 2, UnmaskTuningSteps = 1, BatchSize = 8, " +
          "LearningRate = 2e-3, EmaDecay = 0.99, SamplingSteps = 2, Device = \"cpu\","),

@@ -12,14 +12,29 @@ public static class LossCurve
         if (entries.Count == 0) return;
         var steps = entries.Select(e => (double)e.Step).ToArray();
         var loss = entries.Select(e => e.Loss).ToArray();
-        var smoothed = new double[loss.Length];
-        double alpha = 1 / Math.Max(1, loss.Length / 25.0), s = loss[0];
-        for (int i = 0; i < loss.Length; i++) smoothed[i] = s = (1 - alpha) * s + alpha * loss[i];
+        var smoothed = Smooth(entries);
         var stage2 = entries.FirstOrDefault(e => e.Stage == 2);
         LineChart.SavePng(path, title + ": training loss", "step", new[]
         {
             new ChartSeries("loss per step", steps, loss, new Rgb24(170, 190, 225)),
             new ChartSeries("smoothed", steps, smoothed, new Rgb24(20, 40, 140), 2),
         }, stage2 is null ? null : new[] { ((double)stage2.Step, "unmasking tuning") });
+    }
+
+    /// <summary>
+    /// The smoothed loss: an exponential moving average over about 1/25 of the run that starts again at each stage,
+    /// since the stages' losses are different sums (MC-DiT's masked stage adds its branch terms) and a smoothed line
+    /// carried across the boundary would lag behind the new stage for a fifth of the run.
+    /// </summary>
+    public static double[] Smooth(IReadOnlyList<MetricsLog.Entry> entries)
+    {
+        var smoothed = new double[entries.Count];
+        double alpha = 1 / Math.Max(1, entries.Count / 25.0), s = 0;
+        for (int i = 0; i < entries.Count; i++)
+        {
+            if (i == 0 || entries[i].Stage != entries[i - 1].Stage) s = entries[i].Loss;
+            smoothed[i] = s = (1 - alpha) * s + alpha * entries[i].Loss;
+        }
+        return smoothed;
     }
 }
