@@ -118,6 +118,19 @@ public sealed class RunViewTests : IDisposable
     }
 
     [Fact]
+    public async Task TheSmoothedLossStartsAgainAtTheUnmaskingStageAsInLossPng()
+    {
+        using var factory = Factory();
+        var client = factory.CreateClient();
+        Directory.CreateDirectory(_run.Path);
+        Append(_run.MetricsFile, string.Concat(Enumerable.Range(1, 60).Select(i => Metrics(i, i <= 30 ? 3.0 : 0.5, stage: i <= 30 ? 1 : 2))));
+        var run = await Until(client, r => r.GetProperty("step").ValueKind == JsonValueKind.Number && r.GetProperty("step").GetInt64() == 60);
+        var smoothed = run.GetProperty("lossCurve").GetProperty("smoothed").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(3.0, smoothed[29], 12);
+        Assert.Equal(0.5, smoothed[30], 12); // not a blend of 3.0 carried across the boundary
+    }
+
+    [Fact]
     public async Task TheRunsEventStreamSaysWhichRunChanged()
     {
         using var factory = Factory();

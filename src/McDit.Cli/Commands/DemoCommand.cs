@@ -54,8 +54,8 @@ public static class DemoCommand
         command.SetAction(parse =>
         {
             var folder = new RunFolder(parse.GetValue(outDir)!);
-            long total = parse.GetValue(steps);
-            var settings = Settings with { Steps = MaskedSteps(total), UnmaskSteps = total - MaskedSteps(total), Device = parse.GetValue(device)! };
+            long total = parse.GetValue(steps), masked = MaskedSteps(total);
+            var settings = Settings with { Steps = masked, UnmaskSteps = total - masked, Device = parse.GetValue(device)! };
             using var interruption = new Interruption();
             var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected, error);
             var summary = folder.HasRun

@@ -21,20 +21,7 @@ public static class LossCurve
         }, stage2 is null ? null : new[] { ((double)stage2.Step, "unmasking tuning") });
     }
 
-    /// <summary>
-    /// The smoothed loss: an exponential moving average over about 1/25 of the run that starts again at each stage,
-    /// since the stages' losses are different sums (MC-DiT's masked stage adds its branch terms) and a smoothed line
-    /// carried across the boundary would lag behind the new stage for a fifth of the run.
-    /// </summary>
-    public static double[] Smooth(IReadOnlyList<MetricsLog.Entry> entries)
-    {
-        var smoothed = new double[entries.Count];
-        double alpha = 1 / Math.Max(1, entries.Count / 25.0), s = 0;
-        for (int i = 0; i < entries.Count; i++)
-        {
-            if (i == 0 || entries[i].Stage != entries[i - 1].Stage) s = entries[i].Loss;
-            smoothed[i] = s = (1 - alpha) * s + alpha * entries[i].Loss;
-        }
-        return smoothed;
-    }
+    /// <summary>The smoothed loss of <paramref name="entries"/>, started again at the unmasking stage (<see cref="LossSmoothing"/>).</summary>
+    public static double[] Smooth(IReadOnlyList<MetricsLog.Entry> entries) =>
+        LossSmoothing.Smooth(entries.Select(e => e.Loss).ToArray(), entries.ToList().FindIndex(e => e.Stage == 2));
 }

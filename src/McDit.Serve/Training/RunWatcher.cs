@@ -1,3 +1,4 @@
+using McDit.MLNet.Imaging;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -278,9 +279,7 @@ internal sealed partial class RunWatcher
     {
         int n = _loss.Count;
         if (n == 0) return (Array.Empty<long>(), Array.Empty<double>(), Array.Empty<double>());
-        var smoothed = new double[n];
-        double alpha = 1 / Math.Max(1, n / 25.0), s = _loss[0];
-        for (int i = 0; i < n; i++) smoothed[i] = s = (1 - alpha) * s + alpha * _loss[i];
+        var smoothed = LossSmoothing.Smooth(_loss, _stage2Step < 0 ? -1 : _steps.FindIndex(step => step >= _stage2Step));
         int points = Math.Min(n, MaxCurvePoints);
         var steps = new long[points];
         var loss = new double[points];
