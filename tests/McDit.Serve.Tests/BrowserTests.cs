@@ -88,9 +88,13 @@ public sealed class BrowserTests(TinyRuns runs, ITestOutputHelper log)
             var firstGrid = driver.FindElement(By.Id("run-grid")).GetAttribute("src");
             Assert.Contains(driver.FindElements(By.CssSelector("#run-settings td")), td => td.Text == "MaskDiT");
 
-            // The run goes on (resumed to 5 steps) while the page stays open: it follows without a reload.
-            var training = Task.Run(() => TinyRuns.Cli("train", "--resume", "--out", folder.Path, "--steps", "5"));
-            browser.Wait(d => d.FindElement(By.Id("run-status")).GetAttribute("data-step") is "3" or "4", "a step between 2 and 5 while training", seconds: 180);
+            // The run goes on (resumed to 5 steps) while the page stays open: it follows without a reload. The tiny
+            // steps take milliseconds, so each is held for 3 s (what `mcdit train --resume` does, with the step pause
+            // the kill-and-resume tests use): steps 3 and 4 then stay on disk for several of the server's 1 s looks
+            // instead of racing them on a busy machine.
+            var session = new TrainingSession(TextWriter.Null, interactive: false) { StepDelay = TimeSpan.FromSeconds(3) };
+            var training = Task.Run(() => session.Resume(folder, steps: 5, device: null, CancellationToken.None));
+            browser.Wait(d => d.FindElement(By.Id("run-status")).GetAttribute("data-step") is "3" or "4", "a step between 2 and 5 while training", seconds: 120);
             await training;
             browser.Wait(d => d.FindElement(By.Id("run-status")).GetAttribute("data-step") == "5", "step 5 on the page");
             browser.Wait(d => d.FindElement(By.Id("run-grid")).GetAttribute("src") != firstGrid, "the new final grid");
