@@ -62,6 +62,52 @@ public sealed class RunFolderTests : IDisposable
     }
 
     [Fact]
+    public void AFinishedRunsUnmaskingTuningExtendsAsIfTrainedThatLongFromTheStart()
+    {
+        var straight = Folder();
+        Assert.Equal(0, CliRunner.Run(Tiny(straight, "--steps", "2", "--unmask-steps", "3", "--method", "McDiT")).Exit);
+        var split = Folder();
+        Assert.Equal(0, CliRunner.Run(Tiny(split, "--steps", "2", "--unmask-steps", "1", "--method", "McDiT")).Exit);
+
+        // In unmasking tuning stage 1 is fixed; a shorter tuning than already trained is refused with the length to give.
+        var (bad, _, badError) = CliRunner.Run("train", "--resume", "--out", split, "--steps", "3");
+        Assert.Equal(2, bad);
+        Assert.Contains("--unmask-steps can still extend", badError);
+        (bad, _, badError) = CliRunner.Run("train", "--resume", "--out", split, "--unmask-steps", "0");
+        Assert.Equal(2, bad);
+        Assert.Contains("give --unmask-steps 1 or more", badError);
+
+        var (exit, output, error) = CliRunner.Run("train", "--resume", "--out", split, "--unmask-steps", "3");
+        Assert.True(exit == 0, error);
+        Assert.Contains("Resuming", output);
+        var run = new RunFolder(split);
+        Assert.Equal(3, run.LoadSettings().UnmaskSteps);
+        var a = new RunFolder(straight).Checkpoints.Latest!;
+        var b = run.Checkpoints.Latest!;
+        Assert.EndsWith("step-0000005", b);
+        foreach (var f in new[] { "model.safetensors", "ema.safetensors", "optimizer.safetensors", "branches.safetensors" })
+            Assert.True(File.ReadAllBytes(Path.Combine(a, f)).SequenceEqual(File.ReadAllBytes(Path.Combine(b, f))), $"{f} differs after extending");
+        Assert.Equal(MetricsLog.ReadAll(new RunFolder(straight).MetricsFile).Select(e => e.Loss), MetricsLog.ReadAll(run.MetricsFile).Select(e => e.Loss));
+    }
+
+    [Fact]
+    public void ADemoRunAskedForMoreStepsGetsThemInAllByLongerUnmaskingTuning()
+    {
+        var folder = Folder();
+        Assert.Equal(0, CliRunner.Run("demo", "--out", folder, "--steps", "3", "--fd-samples", "0", "--device", "cpu").Exit); // 1 masked + 2
+        var (exit, _, error) = CliRunner.Run("demo", "--out", folder, "--steps", "5", "--fd-samples", "0", "--device", "cpu");
+        Assert.True(exit == 0, error);
+        var run = new RunFolder(folder);
+        var settings = run.LoadSettings();
+        Assert.Equal((1L, 4L), (settings.Steps, settings.UnmaskSteps)); // stage 1 was over: the tuning makes up the total
+        Assert.Equal(5, MetricsLog.ReadAll(run.MetricsFile).Count);
+        (exit, _, error) = CliRunner.Run("demo", "--out", folder, "--steps", "4", "--fd-samples", "0", "--device", "cpu");
+        Assert.Equal(2, exit);
+        Assert.Contains("--steps 4 is too small", error);
+        Assert.Contains("give --steps 5 or more", error, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public void StartingOverAnExistingRunIsRefused()
     {
         var folder = Folder();

@@ -38,6 +38,27 @@ public static class DemoCommand
         return Math.Clamp((long)Math.Round(total * (double)d.Steps / d.TotalSteps), 1, total);
     }
 
+    /// <summary>
+    /// Continues the demo run in <paramref name="folder"/> to <paramref name="total"/> steps in all: with the masked share
+    /// of <see cref="MaskedSteps"/> while the run is still in stage 1 and has not passed that share; otherwise stage 1
+    /// stays as it was trained and the unmasking tuning makes up the rest.
+    /// </summary>
+    /// <exception cref="ArgumentException">The run has already taken more than <paramref name="total"/> steps.</exception>
+    internal static TrainingSession.Summary ResumeTo(TrainingSession session, RunFolder folder, long total, string device, CancellationToken cancel)
+    {
+        var saved = folder.LoadSettings();
+        var state = folder.Checkpoints.Latest is { } latest ? Checkpoint.ReadState(latest) : null;
+        long taken = state?.Step ?? 0, masked = MaskedSteps(total);
+        if (taken > total)
+            throw new ArgumentException(
+                $"--steps {total} is too small: the demo run in '{folder.Path}' has already taken {taken} steps. Give --steps {taken} or more, or another --out.");
+        if (state is { Stage: 2 } || taken > masked) masked = saved.Steps;
+        if (masked > total)
+            throw new ArgumentException(
+                $"--steps {total} is too small: the demo run in '{folder.Path}' has {masked} masked steps before its unmasking tuning. Give --steps {masked + 1} or more, or another --out.");
+        return session.Resume(folder, masked, device, cancel, unmaskSteps: total - masked);
+    }
+
     /// <summary>Creates the command.</summary>
     public static Command Create(TextWriter output, TextWriter error)
     {
@@ -59,7 +80,7 @@ public static class DemoCommand
             using var interruption = new Interruption();
             var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected, error);
             var summary = folder.HasRun
-                ? session.Resume(folder, settings.Steps, settings.Device, interruption.Token)
+                ? ResumeTo(session, folder, total, settings.Device, interruption.Token)
                 : session.Start(folder, settings, interruption.Token);
             TrainCommand.PrintSummary(output, folder, summary);
             if (summary.Interrupted) return CliErrors.Interrupted;

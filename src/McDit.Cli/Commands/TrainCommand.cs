@@ -46,7 +46,7 @@ public static class TrainCommand
         var serve = new Option<bool>("--serve") { Description = "Also serve the live training page (loss, FD and accuracy curves, newest samples; generation from the newest checkpoint) on --host:--port, until Ctrl+C." };
         var serveHost = ServeCommand.HostOption();
         var servePort = ServeCommand.PortOption();
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (exactly as if never stopped). --steps and --device may be given to extend it or move it." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (exactly as if never stopped). --steps (stage 1, while in it), --unmask-steps and --device may be given to extend it or move it." };
 
         var command = new Command("train", "Train DiT, MaskDiT or MC-DiT on labelled images; Ctrl+C writes a checkpoint and stops.\n" +
             "Data-parallel over N processes (--batch-size is the global batch; rank 0 writes the run folder):\n" +
@@ -96,16 +96,17 @@ public static class TrainCommand
             if (parse.GetValue(resume))
             {
                 // run.json fixes everything else; silently ignoring a changed option would mislead.
-                var fixedOptions = new Option[] { data, method, model, maskRatio, unmask, batch, lr, warmup, decay, ema, branchEma, clip, seed, precision,
+                var fixedOptions = new Option[] { data, method, model, maskRatio, batch, lr, warmup, decay, ema, branchEma, clip, seed, precision,
                     sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples };
                 var given = fixedOptions.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
                 if (given.Count > 0)
                     throw new ArgumentException(
                         $"{string.Join(", ", given)} cannot be changed with --resume: the run continues with the settings in its run.json. " +
-                        "Only --steps (to extend stage 1) and --device may be given.");
+                        "Only --steps (to extend stage 1), --unmask-steps (to extend the unmasking tuning) and --device may be given.");
                 long? extra = parse.GetResult(steps) is { Implicit: false } ? parse.GetValue(steps) : null;
+                long? extraUnmask = parse.GetResult(unmask) is { Implicit: false } ? parse.GetValue(unmask) : null;
                 string? dev = parse.GetResult(device) is { Implicit: false } ? parse.GetValue(device) : null;
-                summary = session.Resume(folder, extra, dev, interruption.Token);
+                summary = session.Resume(folder, extra, dev, interruption.Token, extraUnmask);
             }
             else
             {

@@ -66,15 +66,17 @@ public sealed class TrainingSession
 
     /// <summary>
     /// Continues the run in <paramref name="folder"/> from its newest intact checkpoint (damaged ones are reported and
-    /// skipped); <paramref name="steps"/> can extend stage 1. Resuming a finished run changes nothing.
+    /// skipped); <paramref name="steps"/> can extend stage 1 while the run is in it, <paramref name="unmaskSteps"/> the
+    /// unmasking tuning at any time. Resuming a finished run with the same lengths changes nothing.
     /// </summary>
     /// <exception cref="ArgumentException">An override is invalid for this run.</exception>
     /// <exception cref="InvalidDataException">run.json is damaged, or every checkpoint is.</exception>
-    public Summary Resume(RunFolder folder, long? steps, string? device, CancellationToken cancel)
+    public Summary Resume(RunFolder folder, long? steps, string? device, CancellationToken cancel, long? unmaskSteps = null)
     {
         var saved = folder.LoadSettings();
         var settings = saved;
         if (steps is { } s) settings = settings with { Steps = s };
+        if (unmaskSteps is { } u) settings = settings with { UnmaskSteps = u };
         if (device is not null) settings = settings with { Device = device };
         settings = settings.Validated();
         TorchBackend.ResolveDevice(settings.Device);
@@ -99,12 +101,14 @@ public sealed class TrainingSession
             return Run(fresh, folder, settings, freshData, resume: false, cancel);
         }
         var state = Checkpoint.ReadState(latest);
-        if (state.Step > settings.TotalSteps)
-            throw new ArgumentException(
-                $"--steps {settings.Steps} is too small: the run has already taken {state.Step} steps (its last checkpoint is {latest}); give --steps {state.Step - settings.UnmaskSteps} or more.");
         if (state.Stage == 2 && settings.Steps != saved.Steps)
             throw new ArgumentException(
-                $"--steps cannot change: the run is in unmasking tuning since step {saved.Steps} (checkpoint {latest}). Resume without --steps.");
+                $"--steps cannot change: the run is in unmasking tuning since step {saved.Steps} (checkpoint {latest}). " +
+                "Resume without --steps; --unmask-steps can still extend the unmasking tuning.");
+        if (state.Step > settings.TotalSteps)
+            throw new ArgumentException(state.Stage == 2
+                ? $"--unmask-steps {settings.UnmaskSteps} is too small: the run has already taken {state.Step - settings.Steps} unmasking steps (its last checkpoint is {latest}); give --unmask-steps {state.Step - settings.Steps} or more."
+                : $"--steps {settings.Steps} is too small: the run has already taken {state.Step} steps (its last checkpoint is {latest}); give --steps {state.Step - settings.UnmaskSteps} or more.");
         if (state.Step == settings.TotalSteps && IsFinished(folder, state.Step))
         {
             Out.WriteLine($"{folder.Path} is finished: {state.Step} of {settings.TotalSteps} steps, model in {folder.ModelFile}. Nothing to do; extend it with --steps.");
