@@ -18,7 +18,7 @@ public static class McDitCli
     /// </summary>
     public static readonly Option<int?> Threads = new("--threads")
     {
-        Description = "CPU threads for libtorch (default: the cores not busy with other processes now, or OMP_NUM_THREADS).", Recursive = true,
+        Description = "CPU threads for libtorch (default: the cores not busy with other processes now, at least 2 for the two batch halves; or OMP_NUM_THREADS).", Recursive = true,
         Validators = { r => { if (r.GetValueOrDefault<int?>() is < 1 or > 1024) r.AddError("--threads must be between 1 and 1024"); } },
     };
 

@@ -134,7 +134,8 @@ public sealed partial class McDitTrainer
 
         /// <summary>
         /// libtorch's CPU threads. Null: chosen once per process (unless the application chose already, as <c>mcdit</c>
-        /// does) from the cores free at the start, or <c>OMP_NUM_THREADS</c> when set; OpenMP is told to sleep rather
+        /// does) from the cores free at the start (at least 2 on a multi-core CPU, for the two single-thread batch halves),
+        /// or <c>OMP_NUM_THREADS</c> when set; OpenMP is told to sleep rather
         /// than spin while waiting, so training on a busy machine slows only in proportion to its share of the CPUs
         /// (<see cref="McDit.Torch.Runtime.TorchThreadPolicy"/>). A number sets it for this process.
         /// </summary>

@@ -60,7 +60,7 @@ public sealed class BatchHalves : IDisposable
     /// <summary>
     /// The halves for a batch of <paramref name="rows"/> on <paramref name="device"/> at the calling thread's libtorch
     /// thread count, or null when the batch runs in one piece: not a CPU device, fewer than 2 rows, fewer than 2
-    /// threads (for example under load, where <see cref="TorchThreadPolicy"/> chose 1), <see cref="Enabled"/> false,
+    /// threads (<c>--threads 1</c>, <c>OMP_NUM_THREADS=1</c>, a one-core machine), <see cref="Enabled"/> false,
     /// or called from a half itself.
     /// </summary>
     public static BatchHalves? For(Device device, long rows)

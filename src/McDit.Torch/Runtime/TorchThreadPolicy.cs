@@ -15,7 +15,8 @@ public sealed record TorchThreadChoice(int Threads, string Reason);
 /// work, and small-tensor training slows down many times over (0.03 instead of 1.75 steps/s was seen). So McDit
 /// (1) asks OpenMP to sleep instead of spinning (<c>OMP_WAIT_POLICY=PASSIVE</c>, <c>KMP_BLOCKTIME=0</c>,
 /// <c>GOMP_SPINCOUNT=0</c>), in the native environment before libtorch loads, unless the user set them; and (2)
-/// gives libtorch only the cores that other processes leave free: cores − busy cores, rounded, at least 1. The busy
+/// gives libtorch only the cores that other processes leave free: cores − busy cores, rounded, at least 1 (at least 2
+/// with <see cref="BatchHalves"/>, whose single-thread halves do not wait for each other op by op). The busy
 /// cores are measured without the CPU time of this process (its start-up JIT) and of its parent (<c>dotnet run</c> keeps
 /// a core busy for seconds after starting the program it built), and are the least of up to three short windows, so a
 /// burst that ends at once does not cost a thread while a steady load does. <c>OMP_NUM_THREADS</c>, when set, and an
@@ -76,24 +77,31 @@ public static class TorchThreadPolicy
             return new TorchThreadChoice(fromEnv, $"OMP_NUM_THREADS={fromEnv}");
         int cores = Environment.ProcessorCount;
         double? busy = MeasureSteadyLoad(cores);
-        int threads = ForLoad(cores, busy ?? 0);
+        bool halves = BatchHalves.Enabled;
+        int threads = ForLoad(cores, busy ?? 0, halves);
+        bool keptForHalves = halves && threads > ForLoad(cores, busy ?? 0);
         return new TorchThreadChoice(threads, busy is { } b
-            ? string.Create(CultureInfo.InvariantCulture, $"{cores} cores, {b:F1} busy with other processes; --threads N overrides")
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"{cores} cores, {b:F1} busy with other processes{(keptForHalves ? ", 2 kept for the batch halves" : "")}; --threads N overrides")
             : string.Create(CultureInfo.InvariantCulture, $"{cores} cores"));
     }
 
     /// <summary>
-    /// The rule: the free cores, rounded, between 1 and <paramref name="cores"/>. Under 4 busy processes on 2 cores
-    /// this is 1 thread, which then gets its fair share of a core instead of waiting at every OpenMP barrier for a
-    /// second thread that is not running.
+    /// The rule: the free cores, rounded, between 1 and <paramref name="cores"/>, so that an OpenMP team never waits at
+    /// every barrier for a thread that is not running. With <paramref name="batchHalves"/> (the default on a CPU) at least
+    /// 2 on a machine of 2 or more cores: then each half of a batch runs on its own single-thread team, which has no
+    /// barrier to wait at, and two such threads get twice one thread's share of a loaded machine (beside 4 busy
+    /// processes on 2 cores the demo trained 1.55× faster than with 1 thread; docs/results.md, "Threads under load").
     /// </summary>
     /// <param name="cores">Cores available to this process.</param>
     /// <param name="busyCores">Cores other processes keep busy (0 to <paramref name="cores"/> or more).</param>
-    public static int ForLoad(int cores, double busyCores)
+    /// <param name="batchHalves">Whether CPU batches run in two halves (<see cref="BatchHalves.Enabled"/>).</param>
+    public static int ForLoad(int cores, double busyCores, bool batchHalves = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(cores, 1);
         if (!double.IsFinite(busyCores) || busyCores < 0) busyCores = 0;
-        return Math.Clamp((int)Math.Round(cores - busyCores, MidpointRounding.AwayFromZero), 1, cores);
+        int free = Math.Clamp((int)Math.Round(cores - busyCores, MidpointRounding.AwayFromZero), 1, cores);
+        return batchHalves ? Math.Max(free, Math.Min(2, cores)) : free;
     }
 
     /// <summary>

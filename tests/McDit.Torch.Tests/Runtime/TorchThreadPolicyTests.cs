@@ -17,6 +17,16 @@ public class TorchThreadPolicyTests
     public void TheThreadCountIsTheFreeCores(int cores, double busy, int expected) =>
         Assert.Equal(expected, TorchThreadPolicy.ForLoad(cores, busy));
 
+    [Theory]
+    [InlineData(2, 4.0, 2)]   // 4 busy processes on 2 cores: two single-thread halves, not one thread
+    [InlineData(2, 0.7, 2)]
+    [InlineData(2, 0.0, 2)]
+    [InlineData(1, 3.0, 1)]   // one core: nothing to split
+    [InlineData(16, 15.0, 2)]
+    [InlineData(16, 3.4, 13)] // more free cores than 2: the free cores, as without halves
+    public void WithBatchHalvesTheThreadCountIsTheFreeCoresButAtLeastTwo(int cores, double busy, int expected) =>
+        Assert.Equal(expected, TorchThreadPolicy.ForLoad(cores, busy, batchHalves: true));
+
     [Fact]
     public void AnExplicitCountAndOmpNumThreadsWinOverTheMeasurement()
     {
