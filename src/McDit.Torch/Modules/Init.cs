@@ -43,7 +43,12 @@ public static class Init
     {
         long fanOut = weight.shape[0], fanIn = weight.numel() / fanOut;
         double bound = Math.Sqrt(6.0 / (fanIn + fanOut));
-        Fill(weight, g => torch.rand(weight.shape, dtype: ScalarType.Float32, generator: g).mul_(2 * bound).sub_(bound));
+        // Scalars held (and freed) here, not implicitly converted: TorchSharp's implicit Scalar has only a finalizer,
+        // which can free it on the finalizer thread while the native call still reads it ("Unknown scalar type" under
+        // load, seen in CI while building a model from a checkpoint).
+        using var width = (2 * bound).ToScalar();
+        using var shift = bound.ToScalar();
+        Fill(weight, g => torch.rand(weight.shape, dtype: ScalarType.Float32, generator: g).mul_(width).sub_(shift));
     }
 
     /// <summary>Xavier-uniform weight and zero bias, as DiT's _basic_init does for every Linear.</summary>
@@ -64,6 +69,9 @@ public static class Init
     }
 
     /// <summary>N(0, std²) in place.</summary>
-    internal static void Normal(Tensor t, double std) =>
-        Fill(t, g => torch.randn(t.shape, dtype: ScalarType.Float32, generator: g).mul_(std));
+    internal static void Normal(Tensor t, double std)
+    {
+        using var scale = std.ToScalar(); // held, not implicit: see XavierUniformAsLinear
+        Fill(t, g => torch.randn(t.shape, dtype: ScalarType.Float32, generator: g).mul_(scale));
+    }
 }
