@@ -22,7 +22,14 @@ public sealed class EdmPreconditioning
             throw new ArgumentOutOfRangeException(nameof(sigmaData), sigmaData,
                 "σ_data (sigmaData) must be a positive finite number, for example 0.5.");
         SigmaData = sigmaData;
+        _sd = sigmaData.ToScalar();
+        _sd2 = (sigmaData * sigmaData).ToScalar();
     }
+
+    // Held for the life of this object rather than converted implicitly at each call: an implicit TorchSharp Scalar is
+    // unreachable once its handle is read, so the finalizer thread could free it during the native call.
+    private readonly Scalar _sd, _sd2;
+    private static readonly Scalar Four = 4.0.ToScalar();
 
     /// <summary>Expected standard deviation σ_data of the training data.</summary>
     public double SigmaData { get; }
@@ -31,39 +38,35 @@ public sealed class EdmPreconditioning
     public Tensor CSkip(Tensor sigma)
     {
         using var scope = NewDisposeScope();
-        double sd2 = SigmaData * SigmaData;
-        return (sigma.square() + sd2).reciprocal().mul(sd2).MoveToOuterDisposeScope();
+        return (sigma.square() + _sd2).reciprocal().mul(_sd2).MoveToOuterDisposeScope();
     }
 
     /// <summary>c_out(σ) = σ·σd / √(σ² + σd²).</summary>
     public Tensor COut(Tensor sigma)
     {
         using var scope = NewDisposeScope();
-        double sd2 = SigmaData * SigmaData;
-        return (sigma * SigmaData / (sigma.square() + sd2).sqrt()).MoveToOuterDisposeScope();
+        return (sigma * _sd / (sigma.square() + _sd2).sqrt()).MoveToOuterDisposeScope();
     }
 
     /// <summary>c_in(σ) = 1 / √(σ² + σd²).</summary>
     public Tensor CIn(Tensor sigma)
     {
         using var scope = NewDisposeScope();
-        double sd2 = SigmaData * SigmaData;
-        return (sigma.square() + sd2).sqrt().reciprocal().MoveToOuterDisposeScope();
+        return (sigma.square() + _sd2).sqrt().reciprocal().MoveToOuterDisposeScope();
     }
 
     /// <summary>c_noise(σ) = ln(σ) / 4, the noise conditioning fed to the network.</summary>
     public Tensor CNoise(Tensor sigma)
     {
         using var scope = NewDisposeScope();
-        return (sigma.log() / 4.0).MoveToOuterDisposeScope();
+        return (sigma.log() / Four).MoveToOuterDisposeScope();
     }
 
     /// <summary>Loss weight λ(σ) = (σ² + σd²) / (σ·σd)², which makes the effective training target unit-variance.</summary>
     public Tensor LossWeight(Tensor sigma)
     {
         using var scope = NewDisposeScope();
-        double sd2 = SigmaData * SigmaData;
-        return ((sigma.square() + sd2) / (sigma * SigmaData).square()).MoveToOuterDisposeScope();
+        return ((sigma.square() + _sd2) / (sigma * _sd).square()).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -27,7 +27,16 @@ public sealed class DiffusionObjective
         Options = options.Validated();
         _edm = new EdmPreconditioning(options.SigmaData);
         _sigmas = new LogNormalSigma(options.PMean, options.PStd);
+        _sigmaData = Options.SigmaData.ToScalar();
+        _maeLossWeight = Options.MaeLossWeight.ToScalar();
+        _noisyBranchWeight = Options.NoisyBranchWeight.ToScalar();
+        _cleanBranchWeight = Options.CleanBranchWeight.ToScalar();
     }
+
+    // The per-step constants as Scalars held by this object, not converted implicitly at each use: an implicit
+    // TorchSharp Scalar is unreachable once its handle is read, so the finalizer thread could free it mid-call.
+    private readonly Scalar _sigmaData, _maeLossWeight, _noisyBranchWeight, _cleanBranchWeight;
+    private static readonly Scalar One = 1.0.ToScalar();
 
     /// <summary>Random draws of one loss evaluation (all from the caller's generator, so runs are reproducible).</summary>
     public sealed record Draws(Tensor Sigma, Tensor Noise, Tensor? Labels, PatchMask? Mask)
@@ -139,7 +148,7 @@ public sealed class DiffusionObjective
         }
         else
         {
-            var visible = 1 - mask.Mask;
+            var visible = One - mask.Mask;
             Tensor MeanOver(Tensor perPatch, Tensor which) => (perPatch * which).sum(1) / which.sum(1);
 
             // Visible noisy tokens as the encoder sees them (with the "noisy" type embedding when clean tokens enter the encoder).
@@ -152,9 +161,9 @@ public sealed class DiffusionObjective
             Tensor mainPatches;
             if (o.UsesCleanInputs && o.CleanInto == CleanInto.Encoder)
             {
-                var cleanTokens = model.Embed((x0 / o.SigmaData).to_type(computeType));
+                var cleanTokens = model.Embed((x0 / _sigmaData).to_type(computeType));
                 var isClean = mask.Mask.unsqueeze(-1).to_type(computeType);
-                var mixed = model.AddTypeEmbedding(noisyTokens * (1 - isClean) + cleanTokens * isClean, mask.Mask);
+                var mixed = model.AddTypeEmbedding(noisyTokens * (One - isClean) + cleanTokens * isClean, mask.Mask);
                 mainPatches = model.Decode(model.Encode(mixed, c), c, null, null);
             }
             else if (batched)
@@ -162,14 +171,14 @@ public sealed class DiffusionObjective
                 using var doubled = mask.Tile(2);
                 encodedBoth = model.Encode(doubled.GatherKept(tokensBoth!), cBoth!);
                 encodedKept = encodedBoth[..n];
-                var fill = mask.GatherMasked(model.EmbedClean((x0 / o.SigmaData).to_type(computeType)));
+                var fill = mask.GatherMasked(model.EmbedClean((x0 / _sigmaData).to_type(computeType)));
                 mainPatches = model.Decode(encodedKept, c, mask, fill);
             }
             else
             {
                 encodedKept = model.Encode(NoisyVisibleTokens(), c);
                 var fill = o.UsesCleanInputs
-                    ? mask.GatherMasked(model.EmbedClean((x0 / o.SigmaData).to_type(computeType)))
+                    ? mask.GatherMasked(model.EmbedClean((x0 / _sigmaData).to_type(computeType)))
                     : null; // [MASK] token
                 mainPatches = model.Decode(encodedKept, c, mask, fill);
             }
@@ -180,9 +189,9 @@ public sealed class DiffusionObjective
             bool noisyTarget = o.Method == TrainingMethod.MaskDiT
                 || (o.UsesCleanInputs && o.ReconstructionTarget == ReconstructionTarget.CleanAndNoisy);
             if (o.MaeLossWeight > 0 && noisyTarget)
-                maskedTerm = o.MaeLossWeight * NormalizedPatchError(d, xNoisy, mask.Mask, p);
+                maskedTerm = _maeLossWeight * NormalizedPatchError(d, xNoisy, mask.Mask, p);
             else if (o.MaeLossWeight > 0 && o.UsesCleanInputs && o.ReconstructionTarget == ReconstructionTarget.AllClean)
-                maskedTerm = o.MaeLossWeight * MeanOver(errorPerPatch, mask.Mask);
+                maskedTerm = _maeLossWeight * MeanOver(errorPerPatch, mask.Mask);
 
             // One branch-decoder call for both branches when they are one module (the trainer shares them: equal EMAs).
             Tensor? noisyBranchPatches = null, cleanBranchPatches = null;
@@ -202,7 +211,7 @@ public sealed class DiffusionObjective
                         : noisyBranch.Encode(model, NoisyVisibleTokens(), c),
                     c, mask);
                 var dn = Denoised(noisyBranchPatches, xNoisy, sigma);
-                noisyTerm = o.NoisyBranchWeight * MeanOver(Patches.PatchMean(weight * (dn - x0).square(), p), visible);
+                noisyTerm = _noisyBranchWeight * MeanOver(Patches.PatchMean(weight * (dn - x0).square(), p), visible);
             }
             if (cleanActive)
             {
@@ -222,7 +231,7 @@ public sealed class DiffusionObjective
                 }
                 // The raw output F, not D: D's skip term would hand the masked clean pixels to the loss.
                 var raw = model.Unpatchify(cleanBranchPatches).to_type(ScalarType.Float32)[.., ..channels];
-                cleanTerm = o.CleanBranchWeight * NormalizedPatchError(raw, x0, mask.Mask, p);
+                cleanTerm = _cleanBranchWeight * NormalizedPatchError(raw, x0, mask.Mask, p);
             }
         }
 
