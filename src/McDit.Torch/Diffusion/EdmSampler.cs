@@ -69,6 +69,7 @@ public static class EdmSampler
                     y = torch.cat(new[] { y, torch.full(new long[] { n }, options.NullLabel!.Value, dtype: ScalarType.Int64, device: device) }, 0);
             }
 
+            using var guidance = options.GuidanceScale.ToScalar();
             Tensor Evaluate(Tensor x, double sigma)
             {
                 using var evalScope = NewDisposeScope();
@@ -81,7 +82,7 @@ public static class EdmSampler
                     var out2 = Call(denoiser, both, s, y);
                     var dc = out2[..(int)n];
                     var du = out2[(int)n..];
-                    d = du + (dc - du) * options.GuidanceScale;
+                    d = du + (dc - du) * guidance;
                 }
                 else
                 {
@@ -92,7 +93,9 @@ public static class EdmSampler
             }
 
             // x_0 = latents·σ_0 in float64; every x below stays in this method's scope until it is replaced.
-            xNext = latents.to(ScalarType.Float64) * t[0];
+            // Every Scalar held in a using, not converted implicitly: an implicit TorchSharp Scalar is unreachable once its
+            // handle is read, so the finalizer thread could free it during the native call.
+            using (var sigma0 = t[0].ToScalar()) xNext = latents.to(ScalarType.Float64) * sigma0;
             for (int i = 0; i < options.Steps; i++)
             {
                 double tCur = t[i], tNext = t[i + 1];
@@ -100,16 +103,19 @@ public static class EdmSampler
                 using (var step = NewDisposeScope())
                 {
                     // Euler step.
+                    using var sigmaCur = tCur.ToScalar();
+                    using var stepSize = (tNext - tCur).ToScalar();
                     var denoised = Evaluate(xCur, tCur);
-                    var dCur = (xCur - denoised) / tCur;
-                    var x = xCur + dCur * (tNext - tCur);
+                    var dCur = (xCur - denoised) / sigmaCur;
+                    var x = xCur + dCur * stepSize;
 
                     // 2nd-order correction, except on the last step (σ_next = 0).
                     if (heun && i < options.Steps - 1)
                     {
                         var denoised2 = Evaluate(x, tNext);
-                        var dPrime = (x - denoised2) / tNext;
-                        x = xCur + (dCur * 0.5 + dPrime * 0.5) * (tNext - tCur);
+                        using var sigmaNext = tNext.ToScalar();
+                        var dPrime = (x - denoised2) / sigmaNext;
+                        x = xCur + (dCur * Half + dPrime * Half) * stepSize;
                     }
                     xNext = x.MoveToOuterDisposeScope();
                 }
@@ -119,6 +125,8 @@ public static class EdmSampler
         }
         return xNext.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
+
+    static readonly Scalar Half = 0.5.ToScalar();
 
     static Tensor Call(Denoiser denoiser, Tensor x, Tensor sigma, Tensor? labels)
     {
