@@ -14,7 +14,7 @@ run() {
   local t0 t1; t0=$(date +%s.%N)
   "$mcdit" "$@" demo --steps "$steps" --fd-samples 100 --out "$out/$name" > "$out/$name.log" 2>&1 || { echo "$name: mcdit failed, see below"; tail -5 "$out/$name.log"; exit 1; }
   t1=$(date +%s.%N)
-  printf '%-14s %7.1f s  %s | %s\n' "$name" "$(echo "$t1 - $t0" | bc)" \
+  printf '%-14s %7.1f s  %s | %s\n' "$name" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
     "$(head -1 "$out/$name.log" | grep -o '[0-9]* CPU thread[s]* ([^)]*)')" "$(grep -m1 ' speed ' "$out/$name.log" | tr -s ' ')"
   rm -rf "${out:?}/$name"
 }

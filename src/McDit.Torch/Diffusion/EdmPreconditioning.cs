@@ -34,6 +34,9 @@ public sealed class EdmPreconditioning
     /// <summary>Expected standard deviation σ_data of the training data.</summary>
     public double SigmaData { get; }
 
+    /// <summary>σ_data as a held Scalar, for callers that scale by it every step (the training loss).</summary>
+    internal Scalar SigmaDataScalar => _sd;
+
     /// <summary>c_skip(σ) = σd² / (σ² + σd²).</summary>
     public Tensor CSkip(Tensor sigma)
     {

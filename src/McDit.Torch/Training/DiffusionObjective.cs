@@ -27,7 +27,6 @@ public sealed class DiffusionObjective
         Options = options.Validated();
         _edm = new EdmPreconditioning(options.SigmaData);
         _sigmas = new LogNormalSigma(options.PMean, options.PStd);
-        _sigmaData = Options.SigmaData.ToScalar();
         _maeLossWeight = Options.MaeLossWeight.ToScalar();
         _noisyBranchWeight = Options.NoisyBranchWeight.ToScalar();
         _cleanBranchWeight = Options.CleanBranchWeight.ToScalar();
@@ -35,7 +34,7 @@ public sealed class DiffusionObjective
 
     // The per-step constants as Scalars held by this object, not converted implicitly at each use: an implicit
     // TorchSharp Scalar is unreachable once its handle is read, so the finalizer thread could free it mid-call.
-    private readonly Scalar _sigmaData, _maeLossWeight, _noisyBranchWeight, _cleanBranchWeight;
+    private readonly Scalar _maeLossWeight, _noisyBranchWeight, _cleanBranchWeight;
     private static readonly Scalar One = 1.0.ToScalar();
 
     /// <summary>Random draws of one loss evaluation (all from the caller's generator, so runs are reproducible).</summary>
@@ -161,7 +160,7 @@ public sealed class DiffusionObjective
             Tensor mainPatches;
             if (o.UsesCleanInputs && o.CleanInto == CleanInto.Encoder)
             {
-                var cleanTokens = model.Embed((x0 / _sigmaData).to_type(computeType));
+                var cleanTokens = model.Embed((x0 / _edm.SigmaDataScalar).to_type(computeType));
                 var isClean = mask.Mask.unsqueeze(-1).to_type(computeType);
                 var mixed = model.AddTypeEmbedding(noisyTokens * (One - isClean) + cleanTokens * isClean, mask.Mask);
                 mainPatches = model.Decode(model.Encode(mixed, c), c, null, null);
@@ -171,14 +170,14 @@ public sealed class DiffusionObjective
                 using var doubled = mask.Tile(2);
                 encodedBoth = model.Encode(doubled.GatherKept(tokensBoth!), cBoth!);
                 encodedKept = encodedBoth[..n];
-                var fill = mask.GatherMasked(model.EmbedClean((x0 / _sigmaData).to_type(computeType)));
+                var fill = mask.GatherMasked(model.EmbedClean((x0 / _edm.SigmaDataScalar).to_type(computeType)));
                 mainPatches = model.Decode(encodedKept, c, mask, fill);
             }
             else
             {
                 encodedKept = model.Encode(NoisyVisibleTokens(), c);
                 var fill = o.UsesCleanInputs
-                    ? mask.GatherMasked(model.EmbedClean((x0 / _sigmaData).to_type(computeType)))
+                    ? mask.GatherMasked(model.EmbedClean((x0 / _edm.SigmaDataScalar).to_type(computeType)))
                     : null; // [MASK] token
                 mainPatches = model.Decode(encodedKept, c, mask, fill);
             }
