@@ -145,6 +145,26 @@ public sealed class RunFolderTests : IDisposable
     }
 
     [Fact]
+    public void TheDemoGridIsDrawnFromTheEvaluationSamplesOneRowPerClass()
+    {
+        // 30 samples with classes in turn (as the evaluation generates them); image i is filled with a grey level of its class.
+        var classes = Enumerable.Range(0, 30).Select(i => i % 10).ToArray();
+        var values = classes.SelectMany(c => Enumerable.Repeat(c / 9f * 2 - 1, 28 * 28)).ToArray();
+        using var images = TorchSharp.torch.tensor(values, new long[] { 30, 1, 28, 28 });
+        var path = Path.Combine(Folder(), "final.png");
+        McDit.Cli.Commands.DemoCommand.SaveGrid(images, classes, 10, null, columns: 10, path);
+        using var grid = Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(path);
+        Assert.True(grid.Height >= 10 * 56 && grid.Height < 11 * 56, $"ten rows of 28 px at scale 2, got {grid.Height}");
+        for (int row = 0; row < 10; row++)
+        {
+            // Three samples per class make three columns; the right-most cell of each row shows that row's class.
+            int expected = (int)MathF.Round((row / 9f) * 255);
+            var pixel = grid[grid.Width - 28, row * (56 + McDit.MLNet.Imaging.ImageGrid.Padding) + 28];
+            Assert.InRange(pixel.R, expected - 1, expected + 1);
+        }
+    }
+
+    [Fact]
     public void TheSmoothedLossStartsAgainAtTheUnmaskingStage()
     {
         static MetricsLog.Entry E(long step, int stage, double loss) => new(step, stage, 0, loss, loss, 0, 0, 0, 1e-3, 0);

@@ -59,6 +59,33 @@ public static class DemoCommand
         return session.Resume(folder, masked, device, cancel, unmaskSteps: total - masked);
     }
 
+    /// <summary>
+    /// Writes a grid with one row per class from generated samples: the first <paramref name="columns"/> of each class (fewer when
+    /// a class has fewer), in the order they were generated.
+    /// </summary>
+    /// <param name="images">Generated images [N, C, H, W] in [-1, 1].</param>
+    /// <param name="classes">The class of each image, or null for an unconditional model (one row).</param>
+    /// <param name="numberOfClasses">Rows of the grid.</param>
+    /// <param name="classNames">Row labels; the class index where null or missing.</param>
+    /// <param name="columns">Images per row at most.</param>
+    /// <param name="path">The PNG to write (atomically).</param>
+    public static void SaveGrid(TorchSharp.torch.Tensor images, IReadOnlyList<int>? classes, int numberOfClasses, IReadOnlyList<string>? classNames, int columns, string path)
+    {
+        int rows = classes is null ? 1 : Math.Max(1, numberOfClasses);
+        var picked = Enumerable.Range(0, rows)
+            .Select(c => Enumerable.Range(0, (int)images.shape[0]).Where(i => classes is null || classes[i] == c).Take(columns).ToArray())
+            .ToArray();
+        columns = Math.Max(1, picked.Min(p => p.Length));
+        var order = picked.SelectMany(p => p.Take(columns)).Select(i => (long)i).ToArray();
+        if (order.Length == 0) return;
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var grid = images.index_select(0, TorchSharp.torch.tensor(order, device: images.device)).cpu();
+        var labels = classes is null ? null : Enumerable.Range(0, rows)
+            .Select(c => classNames is { } names && c < names.Count ? names[c] : c.ToString(CultureInfo.InvariantCulture)).ToList();
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        McDit.MLNet.Imaging.ImageGrid.SavePng(grid, columns, path, scale: 2, labels);
+    }
+
     /// <summary>Creates the command.</summary>
     public static Command Create(TextWriter output, TextWriter error)
     {
@@ -78,15 +105,20 @@ public static class DemoCommand
             long total = parse.GetValue(steps), masked = MaskedSteps(total);
             var settings = Settings with { Steps = masked, UnmaskSteps = total - masked, Device = parse.GetValue(device)! };
             using var interruption = new Interruption();
-            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected, error);
+            int n = parse.GetValue(fdSamples);
+            bool evaluate = n >= 2;
+            // With the evaluation, final.png is drawn from its samples (the first of each class) instead of sampling a grid of its own.
+            var session = new TrainingSession(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected, error)
+            {
+                WriteFinalGrid = !evaluate,
+            };
             var summary = folder.HasRun
                 ? ResumeTo(session, folder, total, settings.Device, interruption.Token)
                 : session.Start(folder, settings, interruption.Token);
             TrainCommand.PrintSummary(output, folder, summary);
             if (summary.Interrupted) return CliErrors.Interrupted;
 
-            int n = parse.GetValue(fdSamples);
-            if (n >= 2)
+            if (evaluate)
             {
                 var ml = new MLContext(seed: 0);
                 var generator = ModelSource.Load(ml, folder.Path, settings.Device, out _);
@@ -96,7 +128,8 @@ public static class DemoCommand
                 output.WriteLine();
                 using var fd = new FdEvaluation(ml, ml.Data.TakeRows(DataSources.Load(ml, "embedded", heldOut: true), referenceImages), referenceName,
                     FdEvaluation.DefaultCacheFile(referenceName), output, classifierTraining: DataSources.Load(ml, "embedded", heldOut: false));
-                var result = fd.Evaluate(generator, n, seed: 0);
+                var grid = Path.Combine(folder.SamplesFolder, "final.png");
+                var result = fd.Evaluate(generator, n, seed: 0, (images, classes) => SaveGrid(images, classes, generator.NumberOfClasses, generator.ClassNames, defaults.GridColumns, grid));
                 FdEvaluation.Append(folder.EvaluationsFile, result);
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  FD-ResNet18  {result.FrechetDistance:F2}  ({result.Samples} generated vs {result.ReferenceCount} held-out real images; lower is better)"));

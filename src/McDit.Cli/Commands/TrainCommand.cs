@@ -18,6 +18,7 @@ public static class TrainCommand
         var data = new Option<string>("--data") { Description = "'embedded' (6,000 Fashion-MNIST images in the library), 'fashion-mnist' (/usr/share/datasets/fashion-mnist) or a folder of IDX files.", DefaultValueFactory = _ => defaults.Data }.DataSource();
         var method = new Option<TrainingMethod>("--method") { Description = "DiT, MaskDiT or McDiT.", DefaultValueFactory = _ => defaults.Method };
         var model = new Option<string>("--model") { Description = "Backbone preset: Tiny|S|B|L|XL / patch size, e.g. Tiny/4, S/2 (Micro/4: a smoke-test size).", DefaultValueFactory = _ => defaults.Model }.ModelPreset();
+        var outputConv = new Option<bool>("--output-conv") { Description = "Add a learned 3×3 convolution over the output image (U-ViT's final convolution), so pixels at patch borders agree; such models do not export to DiT or MaskDiT." };
         var maskRatio = new Option<double?>("--mask-ratio") { Description = "Fraction of tokens masked (default: the method's, 0.5 for MaskDiT and MC-DiT)." }.Finite(0, 1, "a fraction of tokens", maxExclusive: true);
         var steps = new Option<long>("--steps") { Description = "Masked pre-training steps (stage 1).", DefaultValueFactory = _ => defaults.Steps }.InRange(1, int.MaxValue, "masked pre-training steps");
         var unmask = new Option<long>("--unmask-steps") { Description = "Unmasking-tuning steps after stage 1 (r = 0, lr halved).", DefaultValueFactory = _ => defaults.UnmaskSteps }.InRange(0, int.MaxValue, "unmasking-tuning steps");
@@ -56,7 +57,7 @@ public static class TrainCommand
             "                         or per process RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set (torchrun-style, CUDA only)\n" +
             "See docs/distributed.md.")
         {
-            outDir, data, method, model, maskRatio, steps, unmask, batch, lr, warmup, decay, ema, branchEma, clip, seed, device, precision,
+            outDir, data, method, model, outputConv, maskRatio, steps, unmask, batch, lr, warmup, decay, ema, branchEma, clip, seed, device, precision,
             sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples,
             distributed, distributedTimeout, resume, serve, serveHost, servePort,
         };
@@ -112,7 +113,7 @@ public static class TrainCommand
             {
                 var settings = new TrainSettings
                 {
-                    Data = parse.GetValue(data)!, Model = parse.GetValue(model)!, Method = parse.GetValue(method),
+                    Data = parse.GetValue(data)!, Model = parse.GetValue(model)!, OutputConv = parse.GetValue(outputConv), Method = parse.GetValue(method),
                     MaskRatio = parse.GetValue(maskRatio), Steps = parse.GetValue(steps), UnmaskSteps = parse.GetValue(unmask),
                     BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), EmaDecay = parse.GetValue(ema),
                     LrWarmup = parse.GetValue(warmup), LrDecay = parse.GetValue(decay), BranchEmaDecay = parse.GetValue(branchEma),

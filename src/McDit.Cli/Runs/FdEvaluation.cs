@@ -112,13 +112,19 @@ public sealed class FdEvaluation : IDisposable
     }
 
     /// <summary>Samples <paramref name="samples"/> images (classes in turn) and measures their FD-ResNet18.</summary>
-    public Result Evaluate(McDitModel generator, int samples, long seed)
+    /// <param name="generator">The model to sample.</param>
+    /// <param name="samples">Images to generate, classes in turn (0, 1, …, C − 1, 0, …).</param>
+    /// <param name="seed">Seed of the first sample; sample i uses seed + i.</param>
+    /// <param name="generated">Told the generated images ([N, C, H, W], model scale [-1, 1]) and the class of each (null for an unconditional model) before they are measured; for
+    /// a grid drawn from the same samples. The tensor is disposed after the call.</param>
+    public Result Evaluate(McDitModel generator, int samples, long seed, Action<Tensor, IReadOnlyList<int>?>? generated = null)
     {
         var clock = Stopwatch.StartNew();
         var classes = BalancedClasses(samples, generator.NumberOfClasses);
         using var scope = NewDisposeScope();
         _out.WriteLine($"Generating {samples} samples ({generator.SamplingSteps} {generator.Solver} steps, guidance {generator.GuidanceScale.ToString(CultureInfo.InvariantCulture)})...");
         var images = generator.GenerateDecoded(samples, classes, seed); // decoded: a latent model's samples as images
+        generated?.Invoke(images, classes);
         return Measure(images, generator.TrainedSteps, seed, generator.SamplingSteps, generator.GuidanceScale, clock, classes);
     }
 

@@ -14,6 +14,8 @@ public sealed record TrainSettings
     public string Model { get; init; } = "Tiny/4";
     /// <summary>DiT, MaskDiT or MC-DiT.</summary>
     public TrainingMethod Method { get; init; } = TrainingMethod.McDiT;
+    /// <summary>Add a learned 3×3 convolution over the output image (U-ViT's), so pixels at patch borders agree.</summary>
+    public bool OutputConv { get; init; }
     /// <summary>Mask ratio; null keeps the method's default.</summary>
     public double? MaskRatio { get; init; }
     /// <summary>Masked pre-training steps (stage 1).</summary>
@@ -73,7 +75,7 @@ public sealed record TrainSettings
         return new McDit.MLNet.Trainers.McDitTrainer.Options
         {
             ImageColumnName = Vae is null ? "Image" : "Latent", LabelColumnName = "Label", LatentDecoderPath = Vae,
-            Model = Model, Method = Method, MethodOptions = method,
+            Model = Model, OutputConvolution = OutputConv, Method = Method, MethodOptions = method,
             NumberOfSteps = checked((int)Steps), UnmaskTuningSteps = checked((int)UnmaskSteps),
             BatchSize = BatchSize, LearningRate = LearningRate, EmaDecay = EmaDecay, GradientClipNorm = GradClip,
             LearningRateWarmupSteps = checked((int)LrWarmup), LearningRateDecay = LrDecay,

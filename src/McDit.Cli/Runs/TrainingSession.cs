@@ -46,6 +46,12 @@ public sealed class TrainingSession
     /// </summary>
     public TimeSpan StepDelay { get; init; }
 
+    /// <summary>
+    /// Whether a finished run samples its own final grid (samples/final.png). <c>mcdit demo</c> turns it off and draws the grid
+    /// from the samples its evaluation generates anyway, which saves a second round of sampling.
+    /// </summary>
+    public bool WriteFinalGrid { get; init; } = true;
+
     /// <summary>What a finished (or interrupted) run reports.</summary>
     public sealed record Summary(long Steps, bool Interrupted, double FinalLoss, double StepsPerSecond, string? Checkpoint, string? Model, string? SampleGrid);
 
@@ -239,9 +245,13 @@ public sealed class TrainingSession
             if (!isMain) return new Summary(model.TrainedSteps, false, model.FinalLoss, progress?.StepsPerSecond(model.TrainedSteps) ?? 0, null, null, null);
             // Deterministic and atomic: an interrupted and resumed run writes the same bytes as one that never stopped.
             McDitModelFile.Save(ml, model, training.Schema, folder.ModelFile);
-            grid = Path.Combine(folder.SamplesFolder, "final.png");
-            Directory.CreateDirectory(folder.SamplesFolder);
-            model.SaveImageGrid(grid, settings.GridColumns, settings.Seed, scale: 2);
+            grid = null;
+            if (WriteFinalGrid)
+            {
+                grid = Path.Combine(folder.SamplesFolder, "final.png");
+                Directory.CreateDirectory(folder.SamplesFolder);
+                model.SaveImageGrid(grid, settings.GridColumns, settings.Seed, scale: 2);
+            }
             LossCurve.Save(MetricsLog.ReadAll(folder.MetricsFile), folder.LossCurveFile, $"{settings.Method} {settings.Model}");
             return new Summary(model.TrainedSteps, false, model.FinalLoss, progress?.StepsPerSecond(model.TrainedSteps) ?? 0,
                 folder.Checkpoints.Latest, folder.ModelFile, grid);

@@ -79,6 +79,13 @@ public sealed partial class McDitTrainer
         /// </summary>
         public DiffusionTransformerConfig? ModelConfig;
 
+        /// <summary>
+        /// Adds a learned 3×3 convolution over the output image to the preset (U-ViT's final convolution; see
+        /// <see cref="DiffusionTransformerConfig.OutputConvolution"/>): it lets pixels at patch borders agree. Ignored when
+        /// <see cref="ModelConfig"/> is set (set it there). Models with it do not export to DiT or MaskDiT.
+        /// </summary>
+        public bool OutputConvolution;
+
         // ------------------------------------------------------------------ method
 
         /// <summary>The training method: DiT, MaskDiT or MC-DiT. Ignored when <see cref="MethodOptions"/> is set.</summary>

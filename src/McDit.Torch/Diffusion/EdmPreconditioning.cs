@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -41,21 +42,21 @@ public sealed class EdmPreconditioning
     public Tensor CSkip(Tensor sigma)
     {
         using var scope = NewDisposeScope();
-        return (sigma.square() + _sd2).reciprocal().mul(_sd2).MoveToOuterDisposeScope();
+        return sigma.square().Plus(_sd2).reciprocal().mul(_sd2).MoveToOuterDisposeScope();
     }
 
     /// <summary>c_out(σ) = σ·σd / √(σ² + σd²).</summary>
     public Tensor COut(Tensor sigma)
     {
         using var scope = NewDisposeScope();
-        return (sigma * _sd / (sigma.square() + _sd2).sqrt()).MoveToOuterDisposeScope();
+        return (sigma * _sd / sigma.square().Plus(_sd2).sqrt()).MoveToOuterDisposeScope();
     }
 
     /// <summary>c_in(σ) = 1 / √(σ² + σd²).</summary>
     public Tensor CIn(Tensor sigma)
     {
         using var scope = NewDisposeScope();
-        return (sigma.square() + _sd2).sqrt().reciprocal().MoveToOuterDisposeScope();
+        return sigma.square().Plus(_sd2).sqrt().reciprocal().MoveToOuterDisposeScope();
     }
 
     /// <summary>c_noise(σ) = ln(σ) / 4, the noise conditioning fed to the network.</summary>
@@ -69,7 +70,7 @@ public sealed class EdmPreconditioning
     public Tensor LossWeight(Tensor sigma)
     {
         using var scope = NewDisposeScope();
-        return ((sigma.square() + _sd2) / (sigma * _sd).square()).MoveToOuterDisposeScope();
+        return (sigma.square().Plus(_sd2) / (sigma * _sd).square()).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -116,7 +117,7 @@ public sealed class EdmPreconditioning
             throw new ArgumentException(
                 $"The network returned F of shape [{string.Join(", ", f.shape)}]; expected the shape of x, [{string.Join(", ", x.shape)}].",
                 nameof(network));
-        return (cSkip * x + cOut * f).MoveToOuterDisposeScope();
+        return (cSkip * x).Plus(cOut * f).MoveToOuterDisposeScope();
     }
 
     /// <summary>

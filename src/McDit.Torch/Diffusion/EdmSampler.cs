@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -82,7 +83,7 @@ public static class EdmSampler
                     var out2 = Call(denoiser, both, s, y);
                     var dc = out2[..(int)n];
                     var du = out2[(int)n..];
-                    d = du + (dc - du) * guidance;
+                    d = du.Plus(dc.Minus(du) * guidance);
                 }
                 else
                 {
@@ -106,16 +107,16 @@ public static class EdmSampler
                     using var sigmaCur = tCur.ToScalar();
                     using var stepSize = (tNext - tCur).ToScalar();
                     var denoised = Evaluate(xCur, tCur);
-                    var dCur = (xCur - denoised) / sigmaCur;
-                    var x = xCur + dCur * stepSize;
+                    var dCur = xCur.Minus(denoised) / sigmaCur;
+                    var x = xCur.Plus(dCur * stepSize);
 
                     // 2nd-order correction, except on the last step (σ_next = 0).
                     if (heun && i < options.Steps - 1)
                     {
                         var denoised2 = Evaluate(x, tNext);
                         using var sigmaNext = tNext.ToScalar();
-                        var dPrime = (x - denoised2) / sigmaNext;
-                        x = xCur + (dCur * Half + dPrime * Half) * stepSize;
+                        var dPrime = x.Minus(denoised2) / sigmaNext;
+                        x = xCur.Plus((dCur * Half).Plus(dPrime * Half) * stepSize);
                     }
                     xNext = x.MoveToOuterDisposeScope();
                 }

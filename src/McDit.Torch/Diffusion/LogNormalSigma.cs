@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,7 +21,12 @@ public sealed class LogNormalSigma
             throw new ArgumentOutOfRangeException(nameof(pStd), pStd, "P_std (pStd) must be a finite number ≥ 0, for example 1.2.");
         PMean = pMean;
         PStd = pStd;
+        _mean = pMean.ToScalar();
+        _std = pStd.ToScalar();
     }
+
+    // Held for the sampler's lifetime (see HeldScalars): an implicit Scalar per draw could be freed by the finalizer mid-call.
+    private readonly Scalar _mean, _std;
 
     /// <summary>Mean of ln σ.</summary>
     public double PMean { get; }
@@ -43,7 +49,7 @@ public sealed class LogNormalSigma
             throw new ArgumentOutOfRangeException(nameof(n), n, "The number of noise levels to draw (n) must be at least 1.");
         using var scope = NewDisposeScope();
         var z = torch.randn(new long[] { n }, dtype: ScalarType.Float32, device: CPU, generator: generator);
-        var sigma = (z * PStd + PMean).exp();
+        var sigma = (z * _std).Plus(_mean).exp();
         if (device is not null && device.type != DeviceType.CPU) sigma = sigma.to(device);
         return sigma.MoveToOuterDisposeScope();
     }

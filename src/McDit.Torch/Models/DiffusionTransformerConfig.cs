@@ -6,9 +6,8 @@ namespace McDit.Torch.Models;
 /// <summary>
 /// Shape of a (masked) diffusion transformer: the DiT encoder, the optional MaskDiT decoder and the optional
 /// MC-DiT inputs. Serialised as JSON beside the weights (config.json), like DiT and diffusers; reading one requires every
-/// field, so a truncated config is an error rather than a silent default, except the two that models imported from the
-/// reference implementations added (<see cref="HasNullLabel"/>, <see cref="Formulation"/>), whose defaults are what every
-/// McDit-trained model has.
+/// field, so a truncated config is an error rather than a silent default, except those added later (<see cref="HasNullLabel"/>,
+/// <see cref="Formulation"/> for imported models, <see cref="OutputConvolution"/>), whose defaults are what every older config meant.
 /// </summary>
 public sealed record DiffusionTransformerConfig
 {
@@ -54,6 +53,12 @@ public sealed record DiffusionTransformerConfig
     /// the default) or <see cref="DiffusionFormulation.VpEpsilon"/> (DiT's ε-prediction on the DDPM schedule).
     /// </summary>
     public DiffusionFormulation Formulation { get; init; } = DiffusionFormulation.Edm;
+    /// <summary>
+    /// A learned 3×3 convolution over the assembled output image, added to it (y + conv(y), starting at zero), as U-ViT's
+    /// final convolution (Bao et al. 2023): every output pixel can then draw on its neighbours across patch borders, which the
+    /// per-token linear projection cannot. Not in DiT or MaskDiT (models with it do not export to them). Default false.
+    /// </summary>
+    public bool OutputConvolution { get; init; }
 
     /// <summary>Rows of the label table: C + 1 with the null label, C without, 0 for unconditional models.</summary>
     [JsonIgnore] public int LabelTableRows => NumClasses == 0 ? 0 : NumClasses + (HasNullLabel ? 1 : 0);
@@ -200,6 +205,7 @@ public sealed record DiffusionTransformerConfig
                 }
                 else n += FinalLayer(d, d, outFeatures);
                 if (CleanEncoderInput) n += 2 * d;                                             // type_embed
+                if (OutputConvolution) n += 9L * OutChannels * OutChannels + OutChannels;      // output_conv
                 return n;
             }
         }

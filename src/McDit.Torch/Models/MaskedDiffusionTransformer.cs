@@ -32,6 +32,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
     private readonly FinalLayer final_layer;
     private readonly PatchEmbed? clean_embedder;
     private readonly Parameter? type_embed;
+    private readonly Conv2d? output_conv;
 
     /// <summary>The shape of this model.</summary>
     public DiffusionTransformerConfig Config { get; }
@@ -60,6 +61,12 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
             type_embed = new Parameter(torch.zeros(2, config.HiddenSize));
             Init.Normal(type_embed, 0.02);
         }
+        if (config.OutputConvolution)
+        {
+            // Starts at zero, so the network begins exactly as DiT's (whose final layer starts at zero too).
+            output_conv = nn.Conv2d(config.OutChannels, config.OutChannels, 3, padding: 1);
+            Init.Zero(output_conv);
+        }
 
         register_module(nameof(x_embedder), x_embedder);
         register_parameter(nameof(pos_embed), pos_embed);
@@ -70,6 +77,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
         MaskedDecoder.Register(this, this, register_module, register_parameter);
         if (clean_embedder is not null) register_module(nameof(clean_embedder), clean_embedder);
         if (type_embed is not null) register_parameter(nameof(type_embed), type_embed);
+        if (output_conv is not null) register_module(nameof(output_conv), output_conv);
     }
 
     /// <summary>The null label (C) used for classifier-free guidance; −1 for unconditional models and for tables without a null row.</summary>
@@ -85,7 +93,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
             if (labels is null && !y_embedder.HasNullLabel)
                 throw new InvalidOperationException("This model's label table has no null label (it was trained without label dropout): give every sample a class.");
             labels ??= torch.full(c.shape[0], (long)y_embedder.NullLabel, dtype: ScalarType.Int64, device: c.device);
-            c = c + y_embedder.call(labels);
+            c = c.Plus(y_embedder.call(labels));
         }
         return c.MoveToOuterDisposeScope();
     }
@@ -94,7 +102,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
     public Tensor Embed(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return (x_embedder.call(x) + pos_embed).MoveToOuterDisposeScope();
+        return x_embedder.call(x).Plus(pos_embed).MoveToOuterDisposeScope();
     }
 
     /// <summary>Clean tokens for the decoder (MC-DiT): [N, C, H, W] → [N, L, D_dec], without positions.</summary>
@@ -112,7 +120,7 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
             throw new InvalidOperationException("This model has no clean/noisy type embedding: build it with CleanEncoderInput (MC-DiT, CleanInto = Encoder).");
         using var scope = NewDisposeScope();
         var t = isClean.to_type(tokens.dtype).unsqueeze(-1);
-        return (tokens + type_embed[0] * (1 - t) + type_embed[1] * t).MoveToOuterDisposeScope();
+        return tokens.Plus(type_embed[0] * t.OneMinus()).Plus(type_embed[1] * t).MoveToOuterDisposeScope();
     }
 
     /// <summary>Runs the encoder blocks: tokens [N, L', D], c [N, D] → [N, L', D].</summary>
@@ -127,12 +135,16 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
     /// <summary>The decoder on encoder tokens; see <see cref="MaskedDecoder.Forward"/>.</summary>
     public Tensor Decode(Tensor encoded, Tensor c, PatchMask? mask, Tensor? fill) => MaskedDecoder.Forward(this, encoded, c, mask, fill);
 
-    /// <summary>Patch outputs [N, L, p²·C_out] → image [N, C_out, H, W] (DiT's unpatchify).</summary>
+    /// <summary>
+    /// Patch outputs [N, L, p²·C_out] → image [N, C_out, H, W] (DiT's unpatchify), then y + output_conv(y) when the model has
+    /// the <see cref="DiffusionTransformerConfig.OutputConvolution"/>.
+    /// </summary>
     public Tensor Unpatchify(Tensor x)
     {
         using var scope = NewDisposeScope();
         int p = Config.PatchSize, c = Config.OutChannels, h = Config.InputSize / p;
         var y = x.reshape(x.shape[0], h, h, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(x.shape[0], c, h * p, h * p);
+        if (output_conv is not null) y = y.Plus(output_conv.call(y));
         return y.MoveToOuterDisposeScope();
     }
 

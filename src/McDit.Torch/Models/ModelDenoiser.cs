@@ -29,9 +29,9 @@ public static class ModelDenoiser
                 var sigmas = sigma.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
                 var t = torch.tensor(sigmas.Select(s => (float)schedule.TimestepOf(s)).ToArray(), device: x.device);
                 var s = sigma.reshape(-1, 1, 1, 1).to_type(ScalarType.Float32);
-                var xt = x / (s.square() + 1).sqrt();
+                var xt = x / s.square().Plus(HeldScalars.One).sqrt();
                 var eps = Call(model, xt.to_type(computeType), t.to_type(computeType), labels).to_type(ScalarType.Float32)[.., ..channels];
-                return (x - s * eps).MoveToOuterDisposeScope();
+                return x.Minus(s * eps).MoveToOuterDisposeScope();
             };
         }
         var edm = new EdmPreconditioning(sigmaData);
@@ -41,7 +41,7 @@ public static class ModelDenoiser
             using var scope = NewDisposeScope();
             var s = sigma.reshape(-1, 1, 1, 1);
             var f = Call(model, (edm.CIn(s) * x).to_type(computeType), edm.CNoise(sigma).to_type(computeType), labels);
-            var d = edm.CSkip(s) * x + edm.COut(s) * f.to_type(ScalarType.Float32)[.., ..channels];
+            var d = (edm.CSkip(s) * x).Plus(edm.COut(s) * f.to_type(ScalarType.Float32)[.., ..channels]);
             return d.MoveToOuterDisposeScope();
         };
     }

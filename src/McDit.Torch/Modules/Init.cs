@@ -68,6 +68,14 @@ public static class Init
         linear.bias?.zero_();
     }
 
+    /// <summary>Zeroes weight and bias of a convolution (a residual branch that starts as the identity).</summary>
+    internal static void Zero(TorchSharp.Modules.Conv2d conv)
+    {
+        using var _ = no_grad();
+        conv.weight!.zero_();
+        conv.bias?.zero_();
+    }
+
     /// <summary>N(0, std²) in place.</summary>
     internal static void Normal(Tensor t, double std)
     {

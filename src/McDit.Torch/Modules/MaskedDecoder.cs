@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using McDit.Torch.Diffusion;
 using McDit.Torch.Models;
 using TorchSharp;
@@ -86,7 +87,7 @@ public static class MaskedDecoder
                 }
                 x = mask.Restore(x, fill);
             }
-            x = x + w.DecoderPosEmbed!;
+            x = x.Plus(w.DecoderPosEmbed!);
             foreach (var block in w.DecoderBlocks!) x = block.call(x, c);
         }
         else if (mask is not null)

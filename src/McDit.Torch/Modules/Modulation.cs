@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -6,7 +7,7 @@ namespace McDit.Torch.Modules;
 /// <summary>adaLN helpers shared by the DiT blocks and output layers.</summary>
 public static class Modulation
 {
-    internal static readonly Scalar One = 1.ToScalar(); // shared, never freed: one Scalar instead of one per call
+    internal static Scalar One => HeldScalars.One; // shared, never freed: one Scalar instead of one per call
 
     /// <summary>x·(1 + scale) + shift, with per-sample [N, D] shift and scale broadcast over tokens of x [N, L, D].</summary>
     public static Tensor Modulate(Tensor x, Tensor shift, Tensor scale)

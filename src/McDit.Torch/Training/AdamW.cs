@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,7 +63,8 @@ public sealed class AdamW : IDisposable
         {
             double factor = maxNorm / (norm + 1e-6);
             using var _ = no_grad();
-            foreach (var s in _slots) s.Param.grad?.mul_(factor);
+            using var held = factor.ToScalar(); // held, not implicit: see HeldScalars
+            foreach (var s in _slots) s.Param.grad?.mul_(held);
         }
         return norm;
     }
@@ -88,7 +90,7 @@ public sealed class AdamW : IDisposable
             if (WeightDecay != 0) master.mul_(decay);
             m.mul_(beta1).add_(g, alpha: oneMinusBeta1);
             v.mul_(beta2).addcmul_(g, g, value: oneMinusBeta2);
-            var denominator = v.sqrt().div_(bias2Root).add_(eps);
+            var denominator = v.sqrt().div_(bias2Root).add_(eps, HeldScalars.One);
             master.addcdiv_(m, denominator, value: negativeStep);
             if (!ReferenceEquals(master, param)) param.copy_(master);
         }

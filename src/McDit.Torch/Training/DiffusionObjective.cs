@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using McDit.Torch.Diffusion;
 using McDit.Torch.Distributed;
 using McDit.Torch.Models;
@@ -35,7 +36,6 @@ public sealed class DiffusionObjective
     // The per-step constants as Scalars held by this object, not converted implicitly at each use: an implicit
     // TorchSharp Scalar is unreachable once its handle is read, so the finalizer thread could free it mid-call.
     private readonly Scalar _maeLossWeight, _noisyBranchWeight, _cleanBranchWeight;
-    private static readonly Scalar One = 1.0.ToScalar();
 
     /// <summary>Random draws of one loss evaluation (all from the caller's generator, so runs are reproducible).</summary>
     public sealed record Draws(Tensor Sigma, Tensor Noise, Tensor? Labels, PatchMask? Mask)
@@ -108,7 +108,7 @@ public sealed class DiffusionObjective
         int p = model.Config.PatchSize, channels = model.Config.InChannels;
         var computeType = model.parameters().First().dtype;
         var sigma = draws.Sigma.reshape(-1, 1, 1, 1);
-        var xNoisy = x0 + draws.Noise * sigma;
+        var xNoisy = x0.Plus(draws.Noise * sigma);
         var weight = _edm.LossWeight(sigma);
         int n = (int)x0.shape[0];
         var mask = draws.Mask;
@@ -136,18 +136,18 @@ public sealed class DiffusionObjective
         }
 
         Tensor Denoised(Tensor patchOutputs, Tensor x, Tensor s) =>
-            _edm.CSkip(s) * x + _edm.COut(s) * model.Unpatchify(patchOutputs).to_type(ScalarType.Float32)[.., ..channels];
+            (_edm.CSkip(s) * x).Plus(_edm.COut(s) * model.Unpatchify(patchOutputs).to_type(ScalarType.Float32)[.., ..channels]);
 
         Tensor perSample, maskedTerm = zeros(x0.shape[0], device: x0.device);
         Tensor noisyTerm = zeros_like(maskedTerm), cleanTerm = zeros_like(maskedTerm);
         if (mask is null)
         {
             var d = Denoised(model.Decode(model.Encode(noisyTokens, c), c, null, null), xNoisy, sigma);
-            perSample = (weight * (d - x0).square()).mean(new long[] { 1, 2, 3 });
+            perSample = (weight * d.Minus(x0).square()).mean(new long[] { 1, 2, 3 });
         }
         else
         {
-            var visible = One - mask.Mask;
+            var visible = mask.Mask.OneMinus();
             Tensor MeanOver(Tensor perPatch, Tensor which) => (perPatch * which).sum(1) / which.sum(1);
 
             // Visible noisy tokens as the encoder sees them (with the "noisy" type embedding when clean tokens enter the encoder).
@@ -162,7 +162,7 @@ public sealed class DiffusionObjective
             {
                 var cleanTokens = model.Embed((x0 / _edm.SigmaDataScalar).to_type(computeType));
                 var isClean = mask.Mask.unsqueeze(-1).to_type(computeType);
-                var mixed = model.AddTypeEmbedding(noisyTokens * (One - isClean) + cleanTokens * isClean, mask.Mask);
+                var mixed = model.AddTypeEmbedding((noisyTokens * isClean.OneMinus()).Plus(cleanTokens * isClean), mask.Mask);
                 mainPatches = model.Decode(model.Encode(mixed, c), c, null, null);
             }
             else if (batched)
@@ -182,7 +182,7 @@ public sealed class DiffusionObjective
                 mainPatches = model.Decode(encodedKept, c, mask, fill);
             }
             var d = Denoised(mainPatches, xNoisy, sigma);
-            var errorPerPatch = Patches.PatchMean(weight * (d - x0).square(), p);
+            var errorPerPatch = Patches.PatchMean(weight * d.Minus(x0).square(), p);
             perSample = MeanOver(errorPerPatch, visible);
 
             bool noisyTarget = o.Method == TrainingMethod.MaskDiT
@@ -210,7 +210,7 @@ public sealed class DiffusionObjective
                         : noisyBranch.Encode(model, NoisyVisibleTokens(), c),
                     c, mask);
                 var dn = Denoised(noisyBranchPatches, xNoisy, sigma);
-                noisyTerm = _noisyBranchWeight * MeanOver(Patches.PatchMean(weight * (dn - x0).square(), p), visible);
+                noisyTerm = _noisyBranchWeight * MeanOver(Patches.PatchMean(weight * dn.Minus(x0).square(), p), visible);
             }
             if (cleanActive)
             {
@@ -234,7 +234,7 @@ public sealed class DiffusionObjective
             }
         }
 
-        var total = perSample + maskedTerm + noisyTerm + cleanTerm;
+        var total = perSample.Plus(maskedTerm).Plus(noisyTerm).Plus(cleanTerm);
         // One host synchronisation for the five figures.
         using var means = stack(new[] { total.mean(), perSample.mean(), maskedTerm.mean(), noisyTerm.mean(), cleanTerm.mean() })
             .to_type(ScalarType.Float32).cpu();
@@ -259,8 +259,8 @@ public sealed class DiffusionObjective
         var pr = Patches.Patchify(prediction, patchSize);
         var mean = t.mean(new long[] { -1 }, keepdim: true);
         var variance = t.var(-1, keepdim: true);
-        t = (t - mean) / variance.add(VarianceEpsilon, Modules.Modulation.One).sqrt(); // long-lived Scalars (see Modulation)
-        var perPatch = (pr - t).square().mean(new long[] { -1 });
+        t = t.Minus(mean) / variance.add(VarianceEpsilon, HeldScalars.One).sqrt(); // long-lived Scalars (see HeldScalars)
+        var perPatch = pr.Minus(t).square().mean(new long[] { -1 });
         return ((perPatch * mask).sum(1) / mask.sum(1)).MoveToOuterDisposeScope();
     }
 }

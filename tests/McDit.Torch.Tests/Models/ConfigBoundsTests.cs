@@ -17,7 +17,28 @@ public class ConfigBoundsTests
         new object[] { Tiny with { DecoderDepth = 2, DecoderHiddenSize = 16, DecoderNumHeads = 2, UseMaskToken = true } },
         new object[] { Tiny with { DecoderDepth = 1, DecoderHiddenSize = 16, DecoderNumHeads = 4, UseMaskToken = true, CleanDecoderInput = true } },
         new object[] { Tiny with { DecoderDepth = 1, DecoderHiddenSize = 24, DecoderNumHeads = 2, UseMaskToken = true, CleanEncoderInput = true, PatchSize = 4 } },
+        new object[] { Tiny with { OutputConvolution = true, LearnSigma = true } },
     };
+
+    [Fact]
+    public void TheOutputConvolutionStartsAsTheIdentityAndLearnsAcrossPatchBorders()
+    {
+        var config = Tiny with { OutputConvolution = true };
+        using var model = new MaskedDiffusionTransformer(config);
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var patches = TorchSharp.torch.randn(1, config.NumPatches, config.PatchSize * config.PatchSize * config.OutChannels);
+        using (var plain = new MaskedDiffusionTransformer(config with { OutputConvolution = false }))
+            Assert.True(model.Unpatchify(patches).allclose(plain.Unpatchify(patches)), "zero-initialised, the convolution adds nothing");
+        var conv = model.named_parameters().Single(p => p.name == "output_conv.weight").parameter;
+        using (TorchSharp.torch.no_grad()) conv.fill_(0.1);
+        // One token's patch now reaches the pixels just across its border.
+        var single = TorchSharp.torch.zeros_like(patches);
+        using (TorchSharp.torch.no_grad()) single[0, 0] = TorchSharp.torch.ones(patches.shape[2]);
+        var image = model.Unpatchify(single);
+        Assert.True(image[0, 0, 0, config.PatchSize].item<float>() != 0, "the pixel right of the first patch sees it");
+        var cannotExport = Assert.Throws<ArgumentException>(() => McDit.Torch.Interop.ReferenceCheckpoint.ToReference(model, McDit.Torch.Interop.ReferenceFormat.DiT, out _));
+        Assert.Contains("output convolution", cannotExport.Message);
+    }
 
     [Theory]
     [MemberData(nameof(Shapes))]
