@@ -4,19 +4,21 @@
 #   tools/demo-ablation.sh NAME GUIDANCES SAMPLER_STEPS [mcdit train options...]
 #   tools/demo-ablation.sh v1 3,4 12 --steps 475 --unmask-steps 475 --ema-decay 0.99
 # Build first (dotnet build src/McDit.Cli -c Release); MCDIT overrides the mcdit command; results go to runs/ablation/.
+# PER_CLASS (default 20) samples per class; THREADS (default 1) libtorch threads, so that two rows can run side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 MCDIT=${MCDIT:-"dotnet src/McDit.Cli/bin/Release/net10.0/mcdit.dll"}
+PER_CLASS=${PER_CLASS:-20}; THREADS=${THREADS:-1}
 name=$1; guidances=$2; sampler_steps=$3; shift 3
 out=runs/ablation; mkdir -p $out
 start=$(date +%s)
-$MCDIT train --data embedded --method McDiT --model Tiny/4 --batch-size 32 --lr 2e-3 --sample-every 0 --checkpoint-every 0 \
+$MCDIT --threads $THREADS train --data embedded --method McDiT --model Tiny/4 --batch-size 32 --lr 2e-3 --sample-every 0 --checkpoint-every 0 \
   --device cpu --grid-columns 10 --guidance 3 --out $out/$name "$@" > $out/$name.train.log 2>&1
 seconds=$(( $(date +%s) - start ))
 for g in ${guidances//,/ }; do
   images=$out/$name-png-g$g-s$sampler_steps
-  $MCDIT sample --from $out/$name --format png --per-class 20 --guidance $g --steps $sampler_steps --out $images --device cpu > $images.sample.log 2>&1
-  $MCDIT evaluate --images $images --from $out/$name --device cpu > $images.eval.log 2>&1
+  $MCDIT --threads $THREADS sample --from $out/$name --format png --per-class $PER_CLASS --guidance $g --seed 0 --steps $sampler_steps --out $images --device cpu > $images.sample.log 2>&1
+  $MCDIT --threads $THREADS evaluate --images $images --from $out/$name --device cpu > $images.eval.log 2>&1
   echo "$name $* | guidance $g, $sampler_steps steps | train ${seconds} s | $(grep -E 'FD-ResNet18|class acc|per class' $images.eval.log | tr -s ' ' | tr '\n' ' ') | $(python3 tools/patch_grid.py --patch 4 $images)" | tee -a $out/results.txt
 done

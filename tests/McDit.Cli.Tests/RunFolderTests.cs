@@ -123,7 +123,8 @@ public sealed class RunFolderTests : IDisposable
         var folder = Folder();
         Assert.Equal(0, CliRunner.Run(Tiny(folder, "--steps", "1", "--method", "DiT")).Exit);
         var png = Path.Combine(folder, "grid.png");
-        var (exit, output, error) = CliRunner.Run("sample", "--from", folder, "--out", png, "--classes", "0,3", "--per-class", "2", "--steps", "1", "--device", "cpu");
+        var (exit, output, error) = CliRunner.Run("sample", "--from", folder, "--out", png, "--classes", "0,3", "--per-class", "2", "--steps", "2",
+            "--guidance", "3", "--guidance-interval", "0.28,5.42", "--device", "cpu");
         Assert.True(exit == 0, error);
         Assert.Contains("4 samples", output);
         Assert.Matches(@"Sampling took \d+\.\d\d s: \d+\.\d\d images/s", output);
@@ -139,6 +140,9 @@ public sealed class RunFolderTests : IDisposable
         Assert.True(exit == 0, error);
         var run = new RunFolder(folder);
         Assert.Equal(McDit.Torch.Training.TrainingMethod.McDiT, run.LoadSettings().Method);
+        Assert.Equal(0.28, run.LoadSettings().GuidanceSigmaMin); // the demo guides above σ = 0.28 only
+        var model = McDit.Cli.Runs.ModelSource.Load(new Microsoft.ML.MLContext(0), folder, "cpu", out _);
+        Assert.Equal((0.28, double.PositiveInfinity), model.GuidanceInterval); // kept in model.zip
         Assert.True(File.Exists(Path.Combine(run.SamplesFolder, "final.png")));
         Assert.True(File.Exists(run.LossCurveFile));
         Assert.Contains("one row per class", output);

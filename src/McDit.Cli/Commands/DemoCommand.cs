@@ -17,7 +17,7 @@ public static class DemoCommand
     /// docs/results.md ("Demo ablations"): about 1,000 steps, most of them unmasking tuning (class accuracy 68 % at
     /// 600 + 150, 83 % at 760 + 190, 80.6–84 % at 475 + 475, 88.8 % at 320 + 700: on 49 tokens the unmasked steps are
     /// cheaper and teach the decoder what it sees when sampling), guidance 3, 12 Heun steps (as good as 18 at two thirds
-    /// of the cost) and one grid at the end (a grid costs as much as ~35 training steps). A cosine decay, branch EMA 0.99
+    /// of the cost), guided only above σ = 0.28, and one grid at the end (a grid costs as much as ~35 training steps). A cosine decay, branch EMA 0.99
     /// and weight EMA 0.995 were worse.
     /// </summary>
     public static TrainSettings Settings => new()
@@ -25,6 +25,9 @@ public static class DemoCommand
         // 320 masked MC-DiT steps, then 700 steps of unmasking tuning (mask ratio 0, learning rate halved).
         Data = "embedded", Model = "Tiny/4", Method = TrainingMethod.McDiT, Steps = 320, UnmaskSteps = 700, BatchSize = 32,
         LearningRate = 2e-3, EmaDecay = 0.99, SampleEvery = 0, CheckpointEvery = 250, SamplerSteps = 12, Guidance = 3.0,
+        // Guidance only above σ = 0.28 (Kynkäänniemi et al. 2024): the last 8 of 23 evaluations unguided, 16 % less sampling
+        // time at the same class accuracy (88.2 against 87.8 %; FD 307 against 295), docs/results.md.
+        GuidanceSigmaMin = 0.28,
         GridColumns = 10, Device = "auto",
     };
 

@@ -20,12 +20,13 @@ public static class EvaluateCommand
         var steps = new Option<int>("--steps") { Description = "Sampler steps.", DefaultValueFactory = _ => 18 }.InRange(1, OptionChecks.MaxSamplerSteps, "sampler steps");
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun or Euler.", DefaultValueFactory = _ => SamplerSolver.Heun };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale (1: none).", DefaultValueFactory = _ => 1.5 }.Finite(-1000, 1000, "a guidance scale");
+        var guidanceInterval = new Option<string?>("--guidance-interval") { Description = "Guide only at noise levels σ in (LOW, HIGH]: LOW or LOW,HIGH (e.g. 0.28 or 0.28,5.42); steps outside cost half (default: the model's, every step for a new one)." }.GuidanceInterval();
         var cache = new Option<string?>("--reference-cache") { Description = "File for the reference statistics (default: a per-user cache named after the reference)." }.OptionalPath(mustExist: false, "a file for the reference statistics");
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" }.Device();
         var command = new Command("evaluate",
             "Measure FD-ResNet18 (Fréchet distance in ImageNet ResNet-18 features) of generated against real images; writes evaluations.jsonl in a run folder.")
         {
-            from, imagesOption, reference, samples, seed, steps, solver, guidance, cache, device,
+            from, imagesOption, reference, samples, seed, steps, solver, guidance, guidanceInterval, cache, device,
         };
         command.Validators.Add(result =>
         {
@@ -41,7 +42,8 @@ public static class EvaluateCommand
                 return ScoreFolder(ml, imageFolder, parse.GetValue(from), parse.GetValue(reference), parse.GetValue(cache), output);
             var source = parse.GetValue(from)!;
             var generator = ModelSource.Load(ml, source, parse.GetValue(device)!, out var loadedFrom)
-                .WithSampling(samplingSteps: parse.GetValue(steps), solver: parse.GetValue(solver), guidanceScale: parse.GetValue(guidance));
+                .WithSampling(samplingSteps: parse.GetValue(steps), solver: parse.GetValue(solver), guidanceScale: parse.GetValue(guidance),
+                guidanceInterval: OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval)));
             var run = new RunFolder(source);
             var data = parse.GetValue(reference) ?? (run.HasRun ? run.LoadSettings().Data : "embedded");
             int n = parse.GetValue(samples);

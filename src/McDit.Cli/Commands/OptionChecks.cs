@@ -158,6 +158,37 @@ internal static class OptionChecks
         return option;
     }
 
+    /// <summary>
+    /// The value must be a guidance interval "LOW" or "LOW,HIGH" of noise levels σ (0 ≤ LOW &lt; HIGH; HIGH may be "inf").
+    /// Parse it with <see cref="ParseGuidanceInterval"/>.
+    /// </summary>
+    public static Option<string?> GuidanceInterval(this Option<string?> option)
+    {
+        option.Validators.Add(r =>
+        {
+            if (!TryValue<string?>(r, out var v) || v is null) return;
+            if (ParseGuidanceInterval(v) is null)
+                r.AddError($"{Name(r)} '{v}' is not a guidance interval: expected LOW or LOW,HIGH noise levels with 0 ≤ LOW < HIGH (HIGH may be inf), e.g. 0.28 or 0.28,5.42.");
+        });
+        return option;
+    }
+
+    /// <summary>"LOW" or "LOW,HIGH" → (low, high] with high = +∞ when left out or "inf"; null when it is not one.</summary>
+    public static (double Low, double High)? ParseGuidanceInterval(string? value)
+    {
+        if (value is null) return null;
+        var parts = value.Split(',', StringSplitOptions.TrimEntries);
+        static bool Number(string s, out double x)
+        {
+            if (s.Equals("inf", StringComparison.OrdinalIgnoreCase)) { x = double.PositiveInfinity; return true; }
+            return double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out x) && double.IsFinite(x);
+        }
+        if (parts.Length is < 1 or > 2 || !Number(parts[0], out var low) || double.IsInfinity(low) || low < 0) return null;
+        double high = double.PositiveInfinity;
+        if (parts.Length == 2 && (!Number(parts[1], out high) || !(high > low))) return null;
+        return (low, high);
+    }
+
     // A class name: starts with a letter; letters, digits, spaces and - ' ( ) . _ / &.
     static bool IsName(string p) => char.IsLetter(p[0]) && p.Length <= 200 && p.All(c => char.IsLetterOrDigit(c) || " -'()._/&".Contains(c));
 

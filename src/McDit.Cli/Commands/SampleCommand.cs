@@ -26,10 +26,11 @@ public static class SampleCommand
         var steps = new Option<int>("--steps") { Description = "Sampler steps (a DiT/MaskDiT checkpoint: 250 DDPM / 40 Heun unless given).", DefaultValueFactory = _ => 18 }.InRange(1, OptionChecks.MaxSamplerSteps, "sampler steps");
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun, Euler, or Ddpm (DiT's sampler, for DiT weights; their default).", DefaultValueFactory = _ => SamplerSolver.Heun };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale (1: none).", DefaultValueFactory = _ => 1.5 }.Finite(-1000, 1000, "a guidance scale");
+        var guidanceInterval = new Option<string?>("--guidance-interval") { Description = "Guide only at noise levels σ in (LOW, HIGH]: LOW or LOW,HIGH (e.g. 0.28 or 0.28,5.42); steps outside cost half (default: the model's, every step for a new one)." }.GuidanceInterval();
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" }.Device();
         var command = new Command("sample", "Generate a grid of images, one row per class, from a trained model.")
         {
-            from, outFile, format, alsoGrid, classesOption, perClass, seed, steps, solver, guidance, device, vae,
+            from, outFile, format, alsoGrid, classesOption, perClass, seed, steps, solver, guidance, guidanceInterval, device, vae,
         };
         command.Validators.Add(result =>
         {
@@ -52,7 +53,8 @@ public static class SampleCommand
             generator = generator.WithSampling(
                 samplingSteps: reference && parse.GetResult(steps) is null or { Implicit: true } ? null : parse.GetValue(steps),
                 solver: reference && parse.GetResult(solver) is null or { Implicit: true } ? null : parse.GetValue(solver),
-                guidanceScale: parse.GetValue(guidance));
+                guidanceScale: parse.GetValue(guidance),
+                guidanceInterval: OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval)));
             if (parse.GetValue(vae) is { } vaePath)
             {
                 var decoder = McDit.Torch.Vae.AutoencoderKL.Load(vaePath);

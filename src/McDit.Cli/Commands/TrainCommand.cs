@@ -19,6 +19,7 @@ public static class TrainCommand
         var method = new Option<TrainingMethod>("--method") { Description = "DiT, MaskDiT or McDiT.", DefaultValueFactory = _ => defaults.Method };
         var model = new Option<string>("--model") { Description = "Backbone preset: Tiny|S|B|L|XL / patch size, e.g. Tiny/4, S/2 (Micro/4: a smoke-test size).", DefaultValueFactory = _ => defaults.Model }.ModelPreset();
         var outputConv = new Option<bool>("--output-conv") { Description = "Add a learned 3×3 convolution over the output image (U-ViT's final convolution), so pixels at patch borders agree; such models do not export to DiT or MaskDiT." };
+        var outputOverlap = new Option<int>("--output-overlap") { Description = "Pixels M (0..p/2) by which each token's output window reaches into its neighbours' patches on each side: windows of p+2M blend across the patch borders (overlap-add), so the patch grid shows less; 0 = DiT's plain patches; such models do not export to DiT or MaskDiT.", DefaultValueFactory = _ => 0 };
         var maskRatio = new Option<double?>("--mask-ratio") { Description = "Fraction of tokens masked (default: the method's, 0.5 for MaskDiT and MC-DiT)." }.Finite(0, 1, "a fraction of tokens", maxExclusive: true);
         var steps = new Option<long>("--steps") { Description = "Masked pre-training steps (stage 1).", DefaultValueFactory = _ => defaults.Steps }.InRange(1, int.MaxValue, "masked pre-training steps");
         var unmask = new Option<long>("--unmask-steps") { Description = "Unmasking-tuning steps after stage 1 (r = 0, lr halved).", DefaultValueFactory = _ => defaults.UnmaskSteps }.InRange(0, int.MaxValue, "unmasking-tuning steps");
@@ -37,6 +38,7 @@ public static class TrainCommand
         var samplerSteps = new Option<int>("--sampler-steps") { Description = "Sampler steps for the grids.", DefaultValueFactory = _ => defaults.SamplerSteps }.InRange(1, OptionChecks.MaxSamplerSteps, "sampler steps");
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun (2nd order) or Euler.", DefaultValueFactory = _ => defaults.Solver };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale for the grids (1: none).", DefaultValueFactory = _ => defaults.Guidance }.Finite(-1000, 1000, "a guidance scale");
+        var guidanceInterval = new Option<string?>("--guidance-interval") { Description = "Guide the grids, evaluations and the trained model's sampler only at noise levels σ in (LOW, HIGH]: LOW or LOW,HIGH (e.g. 0.28); steps outside cost half (default: every step)." }.GuidanceInterval();
         var columns = new Option<int>("--grid-columns") { Description = "Samples per class row in the grids.", DefaultValueFactory = _ => defaults.GridColumns }.InRange(1, 64, "samples per grid row");
         var vae = new Option<string?>("--vae") { Description = "Train in the latent space of a Stable Diffusion VAE: a diffusers folder (config.json + diffusion_pytorch_model.safetensors, e.g. stabilityai/sd-vae-ft-mse) or a .safetensors file. Needs RGB data." }.OptionalPath(mustExist: true, "a diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors) or a .safetensors file, e.g. stabilityai/sd-vae-ft-mse from the Hugging Face Hub");
         var imageSize = new Option<int>("--image-size") { Description = "Side that images from an image folder are brought to (256 with --vae gives 32×32 latents).", DefaultValueFactory = _ => defaults.ImageSize }.InRange(8, 4096, "an image side in pixels");
@@ -57,8 +59,8 @@ public static class TrainCommand
             "                         or per process RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set (torchrun-style, CUDA only)\n" +
             "See docs/distributed.md.")
         {
-            outDir, data, method, model, outputConv, maskRatio, steps, unmask, batch, lr, warmup, decay, ema, branchEma, clip, seed, device, precision,
-            sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples,
+            outDir, data, method, model, outputConv, outputOverlap, maskRatio, steps, unmask, batch, lr, warmup, decay, ema, branchEma, clip, seed, device, precision,
+            sampleEvery, checkpointEvery, samplerSteps, solver, guidance, guidanceInterval, columns, vae, imageSize, fdEvery, fdSamples,
             distributed, distributedTimeout, resume, serve, serveHost, servePort,
         };
         command.SetAction(parse =>
@@ -113,14 +115,18 @@ public static class TrainCommand
             {
                 var settings = new TrainSettings
                 {
-                    Data = parse.GetValue(data)!, Model = parse.GetValue(model)!, OutputConv = parse.GetValue(outputConv), Method = parse.GetValue(method),
+                    Data = parse.GetValue(data)!, Model = parse.GetValue(model)!, OutputConv = parse.GetValue(outputConv), OutputOverlap = parse.GetValue(outputOverlap), Method = parse.GetValue(method),
                     MaskRatio = parse.GetValue(maskRatio), Steps = parse.GetValue(steps), UnmaskSteps = parse.GetValue(unmask),
                     BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), EmaDecay = parse.GetValue(ema),
                     LrWarmup = parse.GetValue(warmup), LrDecay = parse.GetValue(decay), BranchEmaDecay = parse.GetValue(branchEma),
                     GradClip = parse.GetValue(clip), Seed = parse.GetValue(seed), Device = parse.GetValue(device)!,
                     Precision = parse.GetValue(precision), SampleEvery = parse.GetValue(sampleEvery),
                     CheckpointEvery = parse.GetValue(checkpointEvery), SamplerSteps = parse.GetValue(samplerSteps),
-                    Solver = parse.GetValue(solver), Guidance = parse.GetValue(guidance), GridColumns = parse.GetValue(columns),
+                    Solver = parse.GetValue(solver), Guidance = parse.GetValue(guidance),
+                    GuidanceSigmaMin = OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval))?.Low ?? defaults.GuidanceSigmaMin,
+                    GuidanceSigmaMax = OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval)) is { } gi
+                        ? (double.IsPositiveInfinity(gi.High) ? null : gi.High) : defaults.GuidanceSigmaMax,
+                    GridColumns = parse.GetValue(columns),
                     Vae = parse.GetValue(vae), ImageSize = parse.GetValue(imageSize), FdEvery = parse.GetValue(fdEvery), FdSamples = parse.GetValue(fdSamples),
                 };
                 summary = session.Start(folder, settings, interruption.Token);

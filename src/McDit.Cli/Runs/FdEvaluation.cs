@@ -111,6 +111,16 @@ public sealed class FdEvaluation : IDisposable
         return Path.Combine(root, "mcdit", "fd-reference", $"{safe}.{ResNet18FeatureExtractor.ExtractorId.Replace('/', '_').Replace('@', '_')}.safetensors");
     }
 
+    /// <summary>" at σ in (a, b]" when the generator guides only inside an interval, else "".</summary>
+    public static string DescribeInterval(McDitModel generator)
+    {
+        var (low, high) = generator.GuidanceInterval;
+        if (generator.GuidanceScale == 1.0 || (low == 0 && double.IsPositiveInfinity(high))) return "";
+        return double.IsPositiveInfinity(high)
+            ? string.Create(CultureInfo.InvariantCulture, $" at σ > {low}")
+            : string.Create(CultureInfo.InvariantCulture, $" at σ in ({low}, {high}]");
+    }
+
     /// <summary>Samples <paramref name="samples"/> images (classes in turn) and measures their FD-ResNet18.</summary>
     /// <param name="generator">The model to sample.</param>
     /// <param name="samples">Images to generate, classes in turn (0, 1, …, C − 1, 0, …).</param>
@@ -122,7 +132,7 @@ public sealed class FdEvaluation : IDisposable
         var clock = Stopwatch.StartNew();
         var classes = BalancedClasses(samples, generator.NumberOfClasses);
         using var scope = NewDisposeScope();
-        _out.WriteLine($"Generating {samples} samples ({generator.SamplingSteps} {generator.Solver} steps, guidance {generator.GuidanceScale.ToString(CultureInfo.InvariantCulture)})...");
+        _out.WriteLine($"Generating {samples} samples ({generator.SamplingSteps} {generator.Solver} steps, guidance {generator.GuidanceScale.ToString(CultureInfo.InvariantCulture)}{DescribeInterval(generator)})...");
         var images = generator.GenerateDecoded(samples, classes, seed); // decoded: a latent model's samples as images
         generated?.Invoke(images, classes);
         return Measure(images, generator.TrainedSteps, seed, generator.SamplingSteps, generator.GuidanceScale, clock, classes);

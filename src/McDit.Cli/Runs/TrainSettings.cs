@@ -16,6 +16,8 @@ public sealed record TrainSettings
     public TrainingMethod Method { get; init; } = TrainingMethod.McDiT;
     /// <summary>Add a learned 3×3 convolution over the output image (U-ViT's), so pixels at patch borders agree.</summary>
     public bool OutputConv { get; init; }
+    /// <summary>Output windows overlapping their neighbours by this many pixels on each side (0..p/2), blended across patch borders.</summary>
+    public int OutputOverlap { get; init; }
     /// <summary>Mask ratio; null keeps the method's default.</summary>
     public double? MaskRatio { get; init; }
     /// <summary>Masked pre-training steps (stage 1).</summary>
@@ -52,6 +54,10 @@ public sealed record TrainSettings
     public SamplerSolver Solver { get; init; } = SamplerSolver.Heun;
     /// <summary>Classifier-free guidance scale for the grids (1 = none).</summary>
     public double Guidance { get; init; } = 1.5;
+    /// <summary>Guide the grids, the evaluations and the trained model's sampler only at σ above this (0: every step).</summary>
+    public double GuidanceSigmaMin { get; init; }
+    /// <summary>… and only at σ up to this (null: no upper end).</summary>
+    public double? GuidanceSigmaMax { get; init; }
     /// <summary>A Stable Diffusion VAE (diffusers folder or .safetensors): train in its latent space, decode samples back to images.</summary>
     public string? Vae { get; init; }
     /// <summary>Side images from an image folder are brought to (the VAE divides it by 8).</summary>
@@ -75,12 +81,13 @@ public sealed record TrainSettings
         return new McDit.MLNet.Trainers.McDitTrainer.Options
         {
             ImageColumnName = Vae is null ? "Image" : "Latent", LabelColumnName = "Label", LatentDecoderPath = Vae,
-            Model = Model, OutputConvolution = OutputConv, Method = Method, MethodOptions = method,
+            Model = Model, OutputConvolution = OutputConv, OutputOverlap = OutputOverlap, Method = Method, MethodOptions = method,
             NumberOfSteps = checked((int)Steps), UnmaskTuningSteps = checked((int)UnmaskSteps),
             BatchSize = BatchSize, LearningRate = LearningRate, EmaDecay = EmaDecay, GradientClipNorm = GradClip,
             LearningRateWarmupSteps = checked((int)LrWarmup), LearningRateDecay = LrDecay,
             Seed = unchecked((int)Seed), Device = Device, Precision = Precision,
             SamplingSteps = SamplerSteps, Solver = Solver, GuidanceScale = Guidance, GenerationSeed = Seed,
+            GuidanceSigmaMin = GuidanceSigmaMin, GuidanceSigmaMax = GuidanceSigmaMax ?? double.PositiveInfinity,
         };
     }
 
@@ -114,6 +121,9 @@ public sealed record TrainSettings
         Require(CheckpointEvery >= 0, "checkpoint-every", CheckpointEvery, "≥ 0");
         Require(SamplerSteps >= 1 && SamplerSteps <= 1_000, "sampler-steps", SamplerSteps, "1..1000");
         Require(double.IsFinite(Guidance), "guidance", Guidance, "a finite guidance scale");
+        Require(GuidanceSigmaMin >= 0 && double.IsFinite(GuidanceSigmaMin) && (GuidanceSigmaMax is not { } high || high > GuidanceSigmaMin),
+            "guidance-interval", $"{GuidanceSigmaMin},{GuidanceSigmaMax?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "inf"}",
+            "LOW or LOW,HIGH noise levels with 0 ≤ LOW < HIGH");
         Require(GridColumns >= 1 && GridColumns <= 64, "grid-columns", GridColumns, "1 to 64");
         Require(ImageSize >= 8 && ImageSize <= 4096, "image-size", ImageSize, "8..4096 pixels");
         Require(FdEvery >= 0, "fd-every", FdEvery, "≥ 0 (0: no FD during training)");

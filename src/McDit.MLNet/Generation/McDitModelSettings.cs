@@ -33,6 +33,10 @@ sealed record McDitModelSettings
     public int SamplingSteps { get; init; } = 18;
     public SamplerSolver Solver { get; init; } = SamplerSolver.Heun;
     public double GuidanceScale { get; init; } = 1.0;
+    /// <summary>Guidance only at σ above this (0: at every step); see <see cref="SamplerOptions.GuidanceSigmaMin"/>.</summary>
+    public double GuidanceSigmaMin { get; init; }
+    /// <summary>Guidance only at σ up to this; null: no upper end.</summary>
+    public double? GuidanceSigmaMax { get; init; }
     public double SigmaMin { get; init; } = 0.002;
     public double SigmaMax { get; init; } = 80;
     public double Rho { get; init; } = 7;
@@ -70,6 +74,9 @@ sealed record McDitModelSettings
             throw new ArgumentOutOfRangeException(nameof(Solver), Solver, "The solver must be Heun, Euler or Ddpm (DiT weights only).");
         if (!double.IsFinite(GuidanceScale))
             throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "The guidance scale must be finite (1 = no guidance).");
+        if (!(GuidanceSigmaMin >= 0) || !double.IsFinite(GuidanceSigmaMin) || GuidanceSigmaMax is { } high && !(high > GuidanceSigmaMin))
+            throw new ArgumentOutOfRangeException(nameof(GuidanceSigmaMin), $"({GuidanceSigmaMin}, {GuidanceSigmaMax?.ToString() ?? "∞"}]",
+                "The guidance interval needs a finite lower end σ ≥ 0 and an upper end above it (or none).");
         if (!(SigmaMin > 0) || !(SigmaMax > SigmaMin) || !double.IsFinite(SigmaMax) || !(Rho > 0) || !double.IsFinite(Rho))
             throw new ArgumentOutOfRangeException(nameof(SigmaMax), $"σ [{SigmaMin}, {SigmaMax}], ρ {Rho}", "The sampler needs finite 0 < σ_min < σ_max and ρ > 0.");
         if (BatchSize < 1 || BatchSize > MaxBatchSize)

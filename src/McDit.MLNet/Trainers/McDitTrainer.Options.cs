@@ -86,6 +86,14 @@ public sealed partial class McDitTrainer
         /// </summary>
         public bool OutputConvolution;
 
+        /// <summary>
+        /// Overlapping output windows for the preset, in pixels on each side of a patch (0..p/2; see
+        /// <see cref="DiffusionTransformerConfig.OutputOverlap"/>): neighbouring tokens blend across the patch borders, so the
+        /// p×p grid shows less. Ignored when <see cref="ModelConfig"/> is set (set it there). Models with it do not export to
+        /// DiT or MaskDiT.
+        /// </summary>
+        public int OutputOverlap;
+
         // ------------------------------------------------------------------ method
 
         /// <summary>The training method: DiT, MaskDiT or MC-DiT. Ignored when <see cref="MethodOptions"/> is set.</summary>
@@ -210,6 +218,15 @@ public sealed partial class McDitTrainer
 
         /// <summary>Classifier-free guidance scale of the returned model (1 = none; 1.5 for FID as MaskDiT).</summary>
         public double GuidanceScale = 1.0;
+
+        /// <summary>
+        /// The returned model guides only at noise levels σ above this (0: every step; Kynkäänniemi et al. 2024 use 0.28 with
+        /// EDM2); evaluations outside the interval cost half.
+        /// </summary>
+        public double GuidanceSigmaMin = 0;
+
+        /// <summary>… and only at σ up to this (+∞: no upper end).</summary>
+        public double GuidanceSigmaMax = double.PositiveInfinity;
 
         /// <summary>Rows the returned model generates per sampler run.</summary>
         public int GenerationBatchSize = 64;

@@ -75,6 +75,8 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         Require(o.SamplingSteps >= 1, nameof(o.SamplingSteps), o.SamplingSteps, "≥ 1");
         Require(o.GenerationBatchSize >= 1, nameof(o.GenerationBatchSize), o.GenerationBatchSize, "≥ 1");
         Require(double.IsFinite(o.GuidanceScale), nameof(o.GuidanceScale), o.GuidanceScale, "a finite number (1 = no guidance)");
+        Require(o.GuidanceSigmaMin >= 0 && double.IsFinite(o.GuidanceSigmaMin), nameof(o.GuidanceSigmaMin), o.GuidanceSigmaMin, "a finite σ ≥ 0 (0: guide every step)");
+        Require(o.GuidanceSigmaMax > o.GuidanceSigmaMin, nameof(o.GuidanceSigmaMax), o.GuidanceSigmaMax, $"a σ above GuidanceSigmaMin = {o.GuidanceSigmaMin} (+∞: no upper end)");
         Require(!string.IsNullOrWhiteSpace(o.GeneratedImageColumnName) && !string.IsNullOrWhiteSpace(o.GeneratedPixelsColumnName)
             && o.GeneratedImageColumnName != o.GeneratedPixelsColumnName, nameof(o.GeneratedPixelsColumnName), o.GeneratedPixelsColumnName,
             "two different, non-empty output column names");
@@ -378,6 +380,8 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
             SamplingSteps = o.SamplingSteps,
             Solver = o.Solver,
             GuidanceScale = o.GuidanceScale,
+            GuidanceSigmaMin = o.GuidanceSigmaMin,
+            GuidanceSigmaMax = double.IsPositiveInfinity(o.GuidanceSigmaMax) ? null : o.GuidanceSigmaMax,
             BatchSize = o.GenerationBatchSize,
             Seed = o.GenerationSeed,
             Device = o.Device,

@@ -77,7 +77,7 @@ sealed class TrainingPlan
         if (o.ModelConfig is { } config)
             return (config with { InputSize = Shape.Height, InChannels = Shape.Channels, NumClasses = NumberOfClasses }).Validated();
         var (size, p) = DiffusionTransformerConfig.ParseName(o.Model);
-        return DiffusionTransformerConfig.Preset(size, p, Shape.Height, Shape.Channels, NumberOfClasses) with { OutputConvolution = o.OutputConvolution };
+        return DiffusionTransformerConfig.Preset(size, p, Shape.Height, Shape.Channels, NumberOfClasses) with { OutputConvolution = o.OutputConvolution, OutputOverlap = o.OutputOverlap };
     }
 
     /// <summary>The columns a training cursor reads.</summary>

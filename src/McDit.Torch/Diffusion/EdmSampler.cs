@@ -18,8 +18,10 @@ public static class EdmSampler
     /// <param name="progress">Told the number of finished steps (1 … N) after each step.</param>
     /// <returns>The samples, float32, shaped like <paramref name="latents"/> and on its device.</returns>
     /// <remarks>
-    /// With guidance (<see cref="SamplerOptions.GuidanceScale"/> ≠ 1) every evaluation calls the denoiser once on the
-    /// doubled batch [x; x] with labels [y; null] and σ [σ; σ], then D = D_u + s·(D_c − D_u). Heun calls the denoiser
+    /// With guidance (<see cref="SamplerOptions.GuidanceScale"/> ≠ 1) every evaluation inside the guidance interval
+    /// (<see cref="SamplerOptions.GuidanceSigmaMin"/>, <see cref="SamplerOptions.GuidanceSigmaMax"/>] calls the denoiser once
+    /// on the doubled batch [x; x] with labels [y; null] and σ [σ; σ], then D = D_u + s·(D_c − D_u); outside it, once on
+    /// [x] with labels [y]. Heun calls the denoiser
     /// 2N − 1 times, Euler N times. MaskDiT mixes the raw network outputs F instead; since both halves share x and σ,
     /// c_skip·x + c_out·(F_u + s·(F_c − F_u)) is the same D, up to float32 rounding.
     /// </remarks>
@@ -76,7 +78,7 @@ public static class EdmSampler
                 using var evalScope = NewDisposeScope();
                 var x32 = x.to(ScalarType.Float32);
                 Tensor d;
-                if (options.UsesGuidance)
+                if (options.GuidesAt(sigma))
                 {
                     var both = torch.cat(new[] { x32, x32 }, 0);
                     var s = torch.full(new long[] { 2 * n }, (float)sigma, dtype: ScalarType.Float32, device: device);
@@ -88,7 +90,8 @@ public static class EdmSampler
                 else
                 {
                     var s = torch.full(new long[] { n }, (float)sigma, dtype: ScalarType.Float32, device: device);
-                    d = Call(denoiser, x32, s, y);
+                    // Outside the guidance interval only the conditional half of the labels is used.
+                    d = Call(denoiser, x32, s, y is not null && options.UsesGuidance ? y[..(int)n] : y);
                 }
                 return d.to(ScalarType.Float64).MoveToOuterDisposeScope();
             }

@@ -313,6 +313,8 @@ public static class ReferenceCheckpoint
             throw new ArgumentException("This network has no MaskDiT decoder with a [MASK] token (it is a DiT): export it --to dit.", nameof(format));
         if (config.OutputConvolution)
             throw new ArgumentException("This network has an output convolution (trained with --output-conv), which neither DiT's nor MaskDiT's model has; it cannot be exported to them.", nameof(model));
+        if (config.OutputOverlap > 0)
+            throw new ArgumentException("This network predicts overlapping output windows (trained with --output-overlap N), which neither DiT's nor MaskDiT's model has; it cannot be exported to them.", nameof(model));
         if (format == ReferenceFormat.MaskDiT && config.Formulation != DiffusionFormulation.Edm)
             throw new ArgumentException("This network predicts DDPM noise (DiT's formulation); MaskDiT's EDM code would misread it. Export it --to dit.", nameof(format));
         if (format == ReferenceFormat.DiT && config.Formulation == DiffusionFormulation.Edm)

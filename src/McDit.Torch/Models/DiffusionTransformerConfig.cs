@@ -59,6 +59,15 @@ public sealed record DiffusionTransformerConfig
     /// per-token linear projection cannot. Not in DiT or MaskDiT (models with it do not export to them). Default false.
     /// </summary>
     public bool OutputConvolution { get; init; }
+    /// <summary>
+    /// Overlapping output patches, in pixels m on each side: the final layer predicts a (p + 2m)×(p + 2m) window centred on each
+    /// token's p×p patch, and the image is their overlap-add under a window that ramps over the 2m pixels around each patch
+    /// border, normalised by the summed weights (<see cref="Modules.OverlapAdd"/>). Neighbouring tokens then blend across
+    /// every border instead of meeting at it, which is what makes the p×p grid visible in the samples of small models. 0 (the
+    /// default) is DiT's plain patches; at most p / 2 (a tent over 2p pixels). The final linear grows from p²·C_out to
+    /// (p + 2m)²·C_out outputs; nothing else changes. Not in DiT or MaskDiT (models with it do not export to them).
+    /// </summary>
+    public int OutputOverlap { get; init; }
 
     /// <summary>Rows of the label table: C + 1 with the null label, C without, 0 for unconditional models.</summary>
     [JsonIgnore] public int LabelTableRows => NumClasses == 0 ? 0 : NumClasses + (HasNullLabel ? 1 : 0);
@@ -67,6 +76,10 @@ public sealed record DiffusionTransformerConfig
     [JsonIgnore] public int OutChannels => LearnSigma ? 2 * InChannels : InChannels;
     /// <summary>Tokens per sample L = (InputSize / PatchSize)².</summary>
     [JsonIgnore] public int NumPatches => (InputSize / PatchSize) * (InputSize / PatchSize);
+    /// <summary>Side of the output window each token predicts: p + 2·<see cref="OutputOverlap"/>.</summary>
+    [JsonIgnore] public int OutputWindow => PatchSize + 2 * OutputOverlap;
+    /// <summary>Outputs of the final linear per token: <see cref="OutputWindow"/>² · <see cref="OutChannels"/>.</summary>
+    [JsonIgnore] public int PatchOutputFeatures => OutputWindow * OutputWindow * OutChannels;
     /// <summary>True when the model has a MaskDiT decoder.</summary>
     [JsonIgnore] public bool HasDecoder => DecoderDepth > 0;
 
@@ -135,6 +148,8 @@ public sealed record DiffusionTransformerConfig
         Require(PatchSize > 0 && PatchSize <= ModelLimits.MaxPatchSize, nameof(PatchSize), PatchSize, $"a patch size in 1..{ModelLimits.MaxPatchSize}");
         Require(InputSize > 0 && InputSize <= ModelLimits.MaxInputSize && InputSize % PatchSize == 0, nameof(InputSize), InputSize,
             $"a multiple of the patch size {PatchSize} in 1..{ModelLimits.MaxInputSize}");
+        Require(OutputOverlap >= 0 && OutputOverlap <= PatchSize / 2, nameof(OutputOverlap), OutputOverlap,
+            $"an overlap in 0..{PatchSize / 2} pixels (half the patch size {PatchSize}: only neighbouring windows may overlap)");
         Require(NumPatches <= ModelLimits.MaxTokens, nameof(InputSize), InputSize, $"at most {ModelLimits.MaxTokens} tokens ((InputSize / PatchSize)²; patch size {PatchSize})");
         Require(HiddenSize > 0 && HiddenSize % 4 == 0 && HiddenSize <= ModelLimits.MaxWidth, nameof(HiddenSize), HiddenSize, $"a positive multiple of 4 up to {ModelLimits.MaxWidth}");
         Require(NumHeads > 0 && HiddenSize % NumHeads == 0, nameof(NumHeads), NumHeads, $"a divisor of the width {HiddenSize}");
@@ -180,7 +195,7 @@ public sealed record DiffusionTransformerConfig
             checked
             {
                 long d = HiddenSize, tokens = (long)(InputSize / Math.Max(PatchSize, 1)) * (InputSize / Math.Max(PatchSize, 1));
-                long outFeatures = (long)PatchSize * PatchSize * OutChannels;
+                long outFeatures = (long)(PatchSize + 2 * OutputOverlap) * (PatchSize + 2 * OutputOverlap) * OutChannels;
                 long Linear(long input, long output) => input * output + output;
                 long Block(long width, long condition)
                 {

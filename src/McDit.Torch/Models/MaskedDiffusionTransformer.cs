@@ -136,14 +136,17 @@ public sealed class MaskedDiffusionTransformer : nn.Module<Tensor, Tensor, Tenso
     public Tensor Decode(Tensor encoded, Tensor c, PatchMask? mask, Tensor? fill) => MaskedDecoder.Forward(this, encoded, c, mask, fill);
 
     /// <summary>
-    /// Patch outputs [N, L, p²·C_out] → image [N, C_out, H, W] (DiT's unpatchify), then y + output_conv(y) when the model has
+    /// Patch outputs [N, L, p²·C_out] → image [N, C_out, H, W] (DiT's unpatchify), or the overlap-add of [N, L, (p + 2m)²·C_out]
+    /// windows with an <see cref="DiffusionTransformerConfig.OutputOverlap"/> m &gt; 0; then y + output_conv(y) when the model has
     /// the <see cref="DiffusionTransformerConfig.OutputConvolution"/>.
     /// </summary>
     public Tensor Unpatchify(Tensor x)
     {
         using var scope = NewDisposeScope();
         int p = Config.PatchSize, c = Config.OutChannels, h = Config.InputSize / p;
-        var y = x.reshape(x.shape[0], h, h, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(x.shape[0], c, h * p, h * p);
+        var y = Config.OutputOverlap > 0
+            ? OverlapAdd.Assemble(x, p, Config.OutputOverlap, c)
+            : x.reshape(x.shape[0], h, h, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(x.shape[0], c, h * p, h * p);
         if (output_conv is not null) y = y.Plus(output_conv.call(y));
         return y.MoveToOuterDisposeScope();
     }

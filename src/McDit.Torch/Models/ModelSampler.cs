@@ -35,7 +35,8 @@ public static class ModelSampler
             var opts = new SamplerOptions
             {
                 Steps = options.Steps, Solver = options.Solver, SigmaMin = options.SigmaMin, SigmaMax = options.SigmaMax, Rho = options.Rho,
-                GuidanceScale = y is null ? 1.0 : options.GuidanceScale, NullLabel = model.NullLabel >= 0 ? model.NullLabel : null,
+                GuidanceScale = y is null ? 1.0 : options.GuidanceScale,
+                GuidanceSigmaMin = options.GuidanceSigmaMin, GuidanceSigmaMax = options.GuidanceSigmaMax, NullLabel = model.NullLabel >= 0 ? model.NullLabel : null,
             };
             var samples = options.Solver == SamplerSolver.Ddpm
                 ? DdpmSampler.Sample(ModelDenoiser.CreateDdpm(model), latents, y, new DdpmSchedule(options.Steps),

@@ -38,7 +38,7 @@ public static class MaskedDecoder
     public static (FinalLayer? DecoderLayer, ModuleList<DiTBlock>? DecoderBlocks, Parameter? DecoderPosEmbed, Parameter? MaskToken, FinalLayer FinalLayer)
         Create(DiffusionTransformerConfig config)
     {
-        int condition = config.HiddenSize, outFeatures = config.PatchSize * config.PatchSize * config.OutChannels;
+        int condition = config.HiddenSize, outFeatures = config.PatchOutputFeatures;
         if (!config.HasDecoder)
             return (null, null, null, null, new FinalLayer(config.HiddenSize, condition, outFeatures));
         var decoderLayer = new FinalLayer(config.HiddenSize, condition, config.DecoderHiddenSize, normName: "norm_decoder");
@@ -68,7 +68,7 @@ public static class MaskedDecoder
     /// <summary>
     /// Decodes encoder tokens. Without a mask, <paramref name="encoded"/> holds all L tokens. With a mask it holds
     /// the kept tokens [N, L_keep, D] and <paramref name="fill"/> the tokens for the masked positions
-    /// [N, L − L_keep, D_dec] (null: the [MASK] token). Returns patch outputs [N, L, p²·C_out].
+    /// [N, L − L_keep, D_dec] (null: the [MASK] token). Returns patch outputs [N, L, w²·C_out] (w = <see cref="DiffusionTransformerConfig.OutputWindow"/>).
     /// </summary>
     public static Tensor Forward(IMaskedDecoderWeights w, Tensor encoded, Tensor c, PatchMask? mask, Tensor? fill)
     {

@@ -182,6 +182,46 @@ public class EdmSamplerTests
     }
 
     [Fact]
+    public void GuidanceOutsideItsIntervalIsOneConditionalCallOfHalfTheRows()
+    {
+        const int n = 16, steps = 12;
+        const double scale = 3, low = 0.28, high = 20;
+        using var g = new Generator(5);
+        using var z = torch.randn(new long[] { n, 1, 2, 2 }, generator: g);
+        using var labels = torch.randint(0, Classes, new long[] { n }, generator: g);
+        var rec = new Recorder();
+        var options = new SamplerOptions { Steps = steps, GuidanceScale = scale, NullLabel = Classes, GuidanceSigmaMin = low, GuidanceSigmaMax = high };
+        using var sampled = EdmSampler.Sample(rec.Wrap, z, labels, options);
+
+        var ys = labels.data<long>().ToArray();
+        Assert.Equal(2 * steps - 1, rec.Calls.Count);
+        int guided = 0;
+        foreach (var call in rec.Calls)
+        {
+            double sigma = call.Sigma[0];
+            bool inside = sigma > low && sigma <= high * (1 + 1e-6);
+            Assert.Equal(inside ? 2 * n : n, call.XShape[0]);
+            Assert.Equal(inside ? ys.Concat(Enumerable.Repeat((long)Classes, n)).ToArray() : ys, call.Labels);
+            if (inside) guided++;
+        }
+        Assert.InRange(guided, 1, rec.Calls.Count - 1); // both kinds of step happened
+
+        // Each step uses the guided Gaussian denoiser inside the interval, the conditional one outside.
+        using var guidedMean = torch.tensor(ys.Select(y => ClassMean(Classes) + scale * (ClassMean(y) - ClassMean(Classes))).ToArray());
+        using var conditionalMean = torch.tensor(ys.Select(ClassMean).ToArray());
+        Denoiser equivalent = (x, sigma, _) =>
+        {
+            double s0 = sigma[0].item<float>();
+            return GaussianDenoiser(x, sigma, s0 > low && s0 <= high * (1 + 1e-6) ? guidedMean : conditionalMean);
+        };
+        using var expected = EdmSampler.Sample(equivalent, z, null, new SamplerOptions { Steps = steps });
+        AssertClose(expected, sampled, 1e-5);
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SamplerOptions { GuidanceSigmaMin = 1, GuidanceSigmaMax = 1 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SamplerOptions { GuidanceSigmaMin = -0.1 }.Validate());
+    }
+
+    [Fact]
     public void ScaleOneIsTheConditionalSamplerAndScaleZeroTheUnconditional()
     {
         const int n = 32;

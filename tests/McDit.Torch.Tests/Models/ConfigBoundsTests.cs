@@ -18,6 +18,8 @@ public class ConfigBoundsTests
         new object[] { Tiny with { DecoderDepth = 1, DecoderHiddenSize = 16, DecoderNumHeads = 4, UseMaskToken = true, CleanDecoderInput = true } },
         new object[] { Tiny with { DecoderDepth = 1, DecoderHiddenSize = 24, DecoderNumHeads = 2, UseMaskToken = true, CleanEncoderInput = true, PatchSize = 4 } },
         new object[] { Tiny with { OutputConvolution = true, LearnSigma = true } },
+        new object[] { Tiny with { OutputOverlap = 1, LearnSigma = true } },
+        new object[] { Tiny with { OutputOverlap = 1, DecoderDepth = 1, DecoderHiddenSize = 16, DecoderNumHeads = 4, UseMaskToken = true, CleanDecoderInput = true } },
     };
 
     [Fact]
@@ -38,6 +40,39 @@ public class ConfigBoundsTests
         Assert.True(image[0, 0, 0, config.PatchSize].item<float>() != 0, "the pixel right of the first patch sees it");
         var cannotExport = Assert.Throws<ArgumentException>(() => McDit.Torch.Interop.ReferenceCheckpoint.ToReference(model, McDit.Torch.Interop.ReferenceFormat.DiT, out _));
         Assert.Contains("output convolution", cannotExport.Message);
+    }
+
+    [Theory]
+    [InlineData(2, new[] { 1f, 1f, 0.875f, 0.625f, 0.375f, 0.125f, 0f, 0f })] // a tent over 8 pixels: (1, 3, 5, 7, 7, 5, 3, 1) / 8
+    [InlineData(1, new[] { 1f, 1f, 1f, 0.75f, 0.25f, 0f, 0f, 0f })]           // ramps over the 2 pixels at the border
+    public void OverlappingOutputWindowsBlendAcrossPatchBordersAndKeepConstants(int overlap, float[] expected)
+    {
+        var config = Tiny with { OutputOverlap = overlap, InputSize = 8, PatchSize = 4 };
+        using var model = new MaskedDiffusionTransformer(config);
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        int k = 4 + 2 * overlap, c = config.OutChannels;
+        Assert.Equal(k * k * c, config.PatchOutputFeatures);
+        // Every window 0.7: the normalised overlap-add is 0.7 everywhere, the image's borders included.
+        var constant = model.Unpatchify(TorchSharp.torch.full(2, config.NumPatches, k * k * c, 0.7f));
+        Assert.Equal(new long[] { 2, c, 8, 8 }, constant.shape);
+        Assert.True(constant.allclose(TorchSharp.torch.full_like(constant, 0.7f), atol: 1e-6), "a constant survives the blend");
+        // Token 0 (top-left) at 1, the others at 0: along the first row its weight falls across the border to token 1
+        // (between pixels 3 and 4) in steps, instead of jumping from 1 to 0 as DiT's plain patches do.
+        var single = TorchSharp.torch.zeros(1, config.NumPatches, k * k * c);
+        using (TorchSharp.torch.no_grad()) single[0, 0] = TorchSharp.torch.ones(k * k * c);
+        var row = model.Unpatchify(single)[0, 0, 0];
+        var values = Enumerable.Range(0, 8).Select(i => row[i].item<float>()).ToArray();
+        for (int i = 0; i < 8; i++) Assert.True(Math.Abs(values[i] - expected[i]) < 1e-6, $"pixel {i}: {string.Join(", ", values)}");
+        var cannotExport = Assert.Throws<ArgumentException>(() => McDit.Torch.Interop.ReferenceCheckpoint.ToReference(model, McDit.Torch.Interop.ReferenceFormat.DiT, out _));
+        Assert.Contains("overlapping output", cannotExport.Message);
+    }
+
+    [Fact]
+    public void AnOutputOverlapBeyondHalfThePatchIsRefusedByName()
+    {
+        var error = Assert.Throws<ArgumentException>(() => (Tiny with { PatchSize = 4, OutputOverlap = 3 }).Validated());
+        Assert.Contains("OutputOverlap", error.Message);
+        Assert.Throws<ArgumentException>(() => (Tiny with { PatchSize = 1, OutputOverlap = 1 }).Validated());
     }
 
     [Theory]
