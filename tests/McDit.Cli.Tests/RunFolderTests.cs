@@ -296,6 +296,11 @@ public sealed class RunFolderTests : IDisposable
         Assert.True(realAccuracy >= 0.7, $"real images: {realAccuracy}\n{output}");
         Assert.True(line.GetProperty("frechet_distance").GetDouble() > 0);
         Assert.Equal(10, line.GetProperty("per_class_accuracy").EnumerateObject().Count());
+        // Each class's ceiling on the real reference images, beside the samples' figures.
+        var realPerClass = line.GetProperty("real_per_class_accuracy").EnumerateObject().ToArray();
+        Assert.Equal(10, realPerClass.Length);
+        Assert.InRange(realPerClass.Average(c => c.Value.GetDouble()), realAccuracy - 0.1, realAccuracy + 0.1);
+        Assert.Contains("real images  ", output);
 
         // The one-step model's samples: FD and accuracy of 4 files (the grid is not read), accuracy well below the real images'.
         (exit, output, error) = CliRunner.Run(Evaluate(pngs));

@@ -144,5 +144,7 @@ public static class EvaluateCommand
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  class acc.   {accuracy:P1} of {result.Samples} samples (real held-out images: {result.RealClassAccuracy:P1}; worst class {result.WorstClassAccuracy:P0})"));
         output.WriteLine("  per class    " + string.Join(", ", perClass.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value:P0}"))));
+        if (result.RealPerClassAccuracy is { Count: > 0 } real)
+            output.WriteLine("  real images  " + string.Join(", ", real.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value:P0}"))) + " (the ceiling per class)");
     }
 }

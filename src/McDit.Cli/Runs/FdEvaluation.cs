@@ -26,11 +26,14 @@ public sealed class FdEvaluation : IDisposable
     /// <summary>
     /// What one evaluation found; also one line of evaluations.jsonl. The accuracy fields are null without a classifier:
     /// <paramref name="ClassAccuracy"/> of the samples, <paramref name="RealClassAccuracy"/> of the real reference images
-    /// (the ceiling), the worst class and each class by name.
+    /// (the ceiling), the worst class, each class by name, and each class's ceiling on the real reference images
+    /// (<paramref name="RealPerClassAccuracy"/>: a class the classifier confuses on real images, such as Fashion-MNIST's
+    /// shirts, cannot score higher on samples).
     /// </summary>
     public sealed record Result(long Step, double FrechetDistance, long Samples, long ReferenceCount, string Extractor, string Reference,
         long Seed, int SamplerSteps, double Guidance, double Seconds, double? ClassAccuracy = null, double? RealClassAccuracy = null,
-        double? WorstClassAccuracy = null, IReadOnlyDictionary<string, double>? PerClassAccuracy = null);
+        double? WorstClassAccuracy = null, IReadOnlyDictionary<string, double>? PerClassAccuracy = null,
+        IReadOnlyDictionary<string, double>? RealPerClassAccuracy = null);
 
     /// <summary>The classifier's accuracy on the real reference images (the ceiling of the samples' class accuracy), when it has one.</summary>
     public ClassAccuracy? RealAccuracy { get; }
@@ -156,6 +159,7 @@ public sealed class FdEvaluation : IDisposable
             {
                 ClassAccuracy = Math.Round(accuracy.Overall, 4), RealClassAccuracy = Math.Round(RealAccuracy.Overall, 4),
                 WorstClassAccuracy = Math.Round(accuracy.Worst, 4), PerClassAccuracy = accuracy.ByName(ClassNames),
+                RealPerClassAccuracy = RealAccuracy.ByName(ClassNames),
             };
         }
         return result with { Seconds = Math.Round(clock.Elapsed.TotalSeconds, 1) };
