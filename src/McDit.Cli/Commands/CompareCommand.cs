@@ -88,6 +88,7 @@ public static class CompareCommand
                 {
                     Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance,
                     GuidanceSigmaMin = settings.GuidanceSigmaMin, GuidanceSigmaMax = settings.GuidanceSigmaMax ?? double.PositiveInfinity,
+                    AlternatingShift = settings.SamplerShift, AlternatingShiftSigmaMax = settings.SamplerShiftBelow ?? double.PositiveInfinity,
                 },
                 TimeBudgetSeconds = parse.GetValue(seconds),
                 Clock = parse.GetValue(clock),

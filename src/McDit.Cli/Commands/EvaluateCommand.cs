@@ -21,12 +21,14 @@ public static class EvaluateCommand
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun or Euler.", DefaultValueFactory = _ => SamplerSolver.Heun };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale (1: none).", DefaultValueFactory = _ => 1.5 }.Finite(-1000, 1000, "a guidance scale");
         var guidanceInterval = new Option<string?>("--guidance-interval") { Description = "Guide only at noise levels σ in (LOW, HIGH]: LOW or LOW,HIGH (e.g. 0.28 or 0.28,5.42); steps outside cost half (default: the model's, every step for a new one)." }.GuidanceInterval();
+        var shift = new Option<int?>("--shift") { Description = "Pixels by which every other sampler evaluation sees the image rolled, so patch borders move between evaluations (half the patch size, e.g. 2 for Tiny/4; 0: none; default: the model's)." }.InRange(0, 64, "pixels of shift");
+        var shiftBelow = new Option<double?>("--shift-below") { Description = "Apply --shift only at noise levels σ up to this (e.g. 2: the last steps, where only detail changes; default: the model's, every step for a new one)." }.Finite(0, double.MaxValue, "a noise level σ", minExclusive: true);
         var cache = new Option<string?>("--reference-cache") { Description = "File for the reference statistics (default: a per-user cache named after the reference)." }.OptionalPath(mustExist: false, "a file for the reference statistics");
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" }.Device();
         var command = new Command("evaluate",
             "Measure FD-ResNet18 (Fréchet distance in ImageNet ResNet-18 features) of generated against real images; writes evaluations.jsonl in a run folder.")
         {
-            from, imagesOption, reference, samples, seed, steps, solver, guidance, guidanceInterval, cache, device,
+            from, imagesOption, reference, samples, seed, steps, solver, guidance, guidanceInterval, shift, shiftBelow, cache, device,
         };
         command.Validators.Add(result =>
         {
@@ -43,7 +45,8 @@ public static class EvaluateCommand
             var source = parse.GetValue(from)!;
             var generator = ModelSource.Load(ml, source, parse.GetValue(device)!, out var loadedFrom)
                 .WithSampling(samplingSteps: parse.GetValue(steps), solver: parse.GetValue(solver), guidanceScale: parse.GetValue(guidance),
-                guidanceInterval: OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval)));
+                guidanceInterval: OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval)),
+                alternatingShift: parse.GetValue(shift), alternatingShiftSigmaMax: parse.GetValue(shiftBelow));
             var run = new RunFolder(source);
             var data = parse.GetValue(reference) ?? (run.HasRun ? run.LoadSettings().Data : "embedded");
             int n = parse.GetValue(samples);

@@ -46,6 +46,17 @@ internal static class OptionChecks
         return option;
     }
 
+    /// <summary>The value, when given, must lie in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public static Option<int?> InRange(this Option<int?> option, int min, int max, string what)
+    {
+        option.Validators.Add(r =>
+        {
+            if (!TryValue<int?>(r, out var v) || v is not { } value) return;
+            if (value < min || value > max) r.AddError($"{Name(r)} {value} is out of range: expected {what}, {min}..{max}.");
+        });
+        return option;
+    }
+
     /// <summary>The value must lie in [<paramref name="min"/>, <paramref name="max"/>].</summary>
     public static Option<long> InRange(this Option<long> option, long min, long max, string what)
     {

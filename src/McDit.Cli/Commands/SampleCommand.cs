@@ -27,10 +27,12 @@ public static class SampleCommand
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun, Euler, or Ddpm (DiT's sampler, for DiT weights; their default).", DefaultValueFactory = _ => SamplerSolver.Heun };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale (1: none).", DefaultValueFactory = _ => 1.5 }.Finite(-1000, 1000, "a guidance scale");
         var guidanceInterval = new Option<string?>("--guidance-interval") { Description = "Guide only at noise levels σ in (LOW, HIGH]: LOW or LOW,HIGH (e.g. 0.28 or 0.28,5.42); steps outside cost half (default: the model's, every step for a new one)." }.GuidanceInterval();
+        var shift = new Option<int?>("--shift") { Description = "Pixels by which every other sampler evaluation sees the image rolled, so patch borders move between evaluations (half the patch size, e.g. 2 for Tiny/4; 0: none; default: the model's)." }.InRange(0, 64, "pixels of shift");
+        var shiftBelow = new Option<double?>("--shift-below") { Description = "Apply --shift only at noise levels σ up to this (e.g. 2: the last steps, where only detail changes; default: the model's, every step for a new one)." }.Finite(0, double.MaxValue, "a noise level σ", minExclusive: true);
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" }.Device();
         var command = new Command("sample", "Generate a grid of images, one row per class, from a trained model.")
         {
-            from, outFile, format, alsoGrid, classesOption, perClass, seed, steps, solver, guidance, guidanceInterval, device, vae,
+            from, outFile, format, alsoGrid, classesOption, perClass, seed, steps, solver, guidance, guidanceInterval, shift, shiftBelow, device, vae,
         };
         command.Validators.Add(result =>
         {
@@ -54,7 +56,8 @@ public static class SampleCommand
                 samplingSteps: reference && parse.GetResult(steps) is null or { Implicit: true } ? null : parse.GetValue(steps),
                 solver: reference && parse.GetResult(solver) is null or { Implicit: true } ? null : parse.GetValue(solver),
                 guidanceScale: parse.GetValue(guidance),
-                guidanceInterval: OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval)));
+                guidanceInterval: OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval)),
+                alternatingShift: parse.GetValue(shift), alternatingShiftSigmaMax: parse.GetValue(shiftBelow));
             if (parse.GetValue(vae) is { } vaePath)
             {
                 var decoder = McDit.Torch.Vae.AutoencoderKL.Load(vaePath);

@@ -39,6 +39,8 @@ public static class TrainCommand
         var solver = new Option<SamplerSolver>("--solver") { Description = "Heun (2nd order) or Euler.", DefaultValueFactory = _ => defaults.Solver };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale for the grids (1: none).", DefaultValueFactory = _ => defaults.Guidance }.Finite(-1000, 1000, "a guidance scale");
         var guidanceInterval = new Option<string?>("--guidance-interval") { Description = "Guide the grids, evaluations and the trained model's sampler only at noise levels σ in (LOW, HIGH]: LOW or LOW,HIGH (e.g. 0.28); steps outside cost half (default: every step)." }.GuidanceInterval();
+        var shift = new Option<int>("--shift") { Description = "The grids', evaluations' and trained model's sampler rolls the image by this many pixels at every other evaluation, so patch borders move (half the patch size; 0: none).", DefaultValueFactory = _ => defaults.SamplerShift }.InRange(0, 64, "pixels of shift");
+        var shiftBelow = new Option<double?>("--shift-below") { Description = "Apply --shift only at noise levels σ up to this (default: every other evaluation)." }.Finite(0, double.MaxValue, "a noise level σ", minExclusive: true);
         var columns = new Option<int>("--grid-columns") { Description = "Samples per class row in the grids.", DefaultValueFactory = _ => defaults.GridColumns }.InRange(1, 64, "samples per grid row");
         var vae = new Option<string?>("--vae") { Description = "Train in the latent space of a Stable Diffusion VAE: a diffusers folder (config.json + diffusion_pytorch_model.safetensors, e.g. stabilityai/sd-vae-ft-mse) or a .safetensors file. Needs RGB data." }.OptionalPath(mustExist: true, "a diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors) or a .safetensors file, e.g. stabilityai/sd-vae-ft-mse from the Hugging Face Hub");
         var imageSize = new Option<int>("--image-size") { Description = "Side that images from an image folder are brought to (256 with --vae gives 32×32 latents).", DefaultValueFactory = _ => defaults.ImageSize }.InRange(8, 4096, "an image side in pixels");
@@ -60,7 +62,7 @@ public static class TrainCommand
             "See docs/distributed.md.")
         {
             outDir, data, method, model, outputConv, outputOverlap, maskRatio, steps, unmask, batch, lr, warmup, decay, ema, branchEma, clip, seed, device, precision,
-            sampleEvery, checkpointEvery, samplerSteps, solver, guidance, guidanceInterval, columns, vae, imageSize, fdEvery, fdSamples,
+            sampleEvery, checkpointEvery, samplerSteps, solver, guidance, guidanceInterval, shift, shiftBelow, columns, vae, imageSize, fdEvery, fdSamples,
             distributed, distributedTimeout, resume, serve, serveHost, servePort,
         };
         command.SetAction(parse =>
@@ -100,7 +102,8 @@ public static class TrainCommand
             {
                 // run.json fixes everything else; silently ignoring a changed option would mislead.
                 var fixedOptions = new Option[] { data, method, model, maskRatio, batch, lr, warmup, decay, ema, branchEma, clip, seed, precision,
-                    sampleEvery, checkpointEvery, samplerSteps, solver, guidance, columns, vae, imageSize, fdEvery, fdSamples };
+                    sampleEvery, checkpointEvery, samplerSteps, solver, guidance, guidanceInterval, shift, shiftBelow, columns, vae, imageSize,
+                    fdEvery, fdSamples, outputConv, outputOverlap };
                 var given = fixedOptions.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
                 if (given.Count > 0)
                     throw new ArgumentException(
@@ -126,6 +129,7 @@ public static class TrainCommand
                     GuidanceSigmaMin = OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval))?.Low ?? defaults.GuidanceSigmaMin,
                     GuidanceSigmaMax = OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval)) is { } gi
                         ? (double.IsPositiveInfinity(gi.High) ? null : gi.High) : defaults.GuidanceSigmaMax,
+                    SamplerShift = parse.GetValue(shift), SamplerShiftBelow = parse.GetValue(shiftBelow) ?? defaults.SamplerShiftBelow,
                     GridColumns = parse.GetValue(columns),
                     Vae = parse.GetValue(vae), ImageSize = parse.GetValue(imageSize), FdEvery = parse.GetValue(fdEvery), FdSamples = parse.GetValue(fdSamples),
                 };

@@ -58,6 +58,10 @@ public sealed record TrainSettings
     public double GuidanceSigmaMin { get; init; }
     /// <summary>… and only at σ up to this (null: no upper end).</summary>
     public double? GuidanceSigmaMax { get; init; }
+    /// <summary>Pixels by which every other sampler evaluation sees the image rolled (grids, evaluations, the trained model); 0: none.</summary>
+    public int SamplerShift { get; init; }
+    /// <summary>… only at σ up to this (null: at every other evaluation).</summary>
+    public double? SamplerShiftBelow { get; init; }
     /// <summary>A Stable Diffusion VAE (diffusers folder or .safetensors): train in its latent space, decode samples back to images.</summary>
     public string? Vae { get; init; }
     /// <summary>Side images from an image folder are brought to (the VAE divides it by 8).</summary>
@@ -88,6 +92,7 @@ public sealed record TrainSettings
             Seed = unchecked((int)Seed), Device = Device, Precision = Precision,
             SamplingSteps = SamplerSteps, Solver = Solver, GuidanceScale = Guidance, GenerationSeed = Seed,
             GuidanceSigmaMin = GuidanceSigmaMin, GuidanceSigmaMax = GuidanceSigmaMax ?? double.PositiveInfinity,
+            AlternatingShift = SamplerShift, AlternatingShiftSigmaMax = SamplerShiftBelow ?? double.PositiveInfinity,
         };
     }
 
@@ -124,6 +129,8 @@ public sealed record TrainSettings
         Require(GuidanceSigmaMin >= 0 && double.IsFinite(GuidanceSigmaMin) && (GuidanceSigmaMax is not { } high || high > GuidanceSigmaMin),
             "guidance-interval", $"{GuidanceSigmaMin},{GuidanceSigmaMax?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "inf"}",
             "LOW or LOW,HIGH noise levels with 0 ≤ LOW < HIGH");
+        Require(SamplerShift >= 0 && SamplerShift <= 64, "shift", SamplerShift, "0..64 pixels (half the patch size, or 0)");
+        Require(SamplerShiftBelow is not { } below || below > 0 && double.IsFinite(below), "shift-below", SamplerShiftBelow!, "a noise level σ > 0");
         Require(GridColumns >= 1 && GridColumns <= 64, "grid-columns", GridColumns, "1 to 64");
         Require(ImageSize >= 8 && ImageSize <= 4096, "image-size", ImageSize, "8..4096 pixels");
         Require(FdEvery >= 0, "fd-every", FdEvery, "≥ 0 (0: no FD during training)");

@@ -193,6 +193,7 @@ public sealed class TrainingSession
         {
             Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance,
             GuidanceSigmaMin = settings.GuidanceSigmaMin, GuidanceSigmaMax = settings.GuidanceSigmaMax ?? double.PositiveInfinity,
+            AlternatingShift = settings.SamplerShift, AlternatingShiftSigmaMax = settings.SamplerShiftBelow ?? double.PositiveInfinity,
         };
 
         var options = settings.ToTrainerOptions();

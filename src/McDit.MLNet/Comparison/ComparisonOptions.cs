@@ -105,6 +105,7 @@ public sealed class ComparisonOptions
             Steps = Sampler.Steps, Solver = Sampler.Solver, SigmaMin = Sampler.SigmaMin, SigmaMax = Sampler.SigmaMax, Rho = Sampler.Rho,
             GuidanceScale = Sampler.GuidanceScale, NullLabel = Sampler.NullLabel ?? 0,
             GuidanceSigmaMin = Sampler.GuidanceSigmaMin, GuidanceSigmaMax = Sampler.GuidanceSigmaMax,
+            AlternatingShift = Sampler.AlternatingShift, AlternatingShiftSigmaMax = Sampler.AlternatingShiftSigmaMax,
         }.Validate();
         if (string.IsNullOrWhiteSpace(OutputFolder)) throw new ArgumentException("OutputFolder is empty; expected a folder path.", nameof(OutputFolder));
     }

@@ -272,6 +272,7 @@ public sealed class MethodComparison
         Steps = _options.Sampler.Steps, Solver = _options.Sampler.Solver, GuidanceScale = _options.Sampler.GuidanceScale,
         SigmaMin = _options.Sampler.SigmaMin, SigmaMax = _options.Sampler.SigmaMax, Rho = _options.Sampler.Rho,
         GuidanceSigmaMin = _options.Sampler.GuidanceSigmaMin, GuidanceSigmaMax = _options.Sampler.GuidanceSigmaMax,
+        AlternatingShift = _options.Sampler.AlternatingShift, AlternatingShiftSigmaMax = _options.Sampler.AlternatingShiftSigmaMax,
         NullLabel = _options.Sampler.NullLabel ?? numberOfClasses,
     };
 

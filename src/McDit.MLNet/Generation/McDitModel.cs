@@ -161,6 +161,10 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     /// (0, +∞] guides every step. Outside it each sampler evaluation costs half.
     /// </summary>
     public (double Low, double High) GuidanceInterval => (_settings.GuidanceSigmaMin, _settings.GuidanceSigmaMax ?? double.PositiveInfinity);
+    /// <summary>Pixels by which every other sampler evaluation sees the image rolled (0: none); see <see cref="SamplerOptions.AlternatingShift"/>.</summary>
+    public int AlternatingShift => _settings.AlternatingShift;
+    /// <summary>The largest σ at which the <see cref="AlternatingShift"/> applies (+∞: every other evaluation).</summary>
+    public double AlternatingShiftSigmaMax => _settings.AlternatingShiftSigmaMax ?? double.PositiveInfinity;
     /// <summary>Rows generated per sampler run.</summary>
     public int BatchSize => _settings.BatchSize;
     /// <summary>Base seed: without a seed column, row i is generated from seed <c>Seed + i</c>.</summary>
@@ -188,10 +192,16 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     /// <param name="seed">Base seed of rows without a seed column.</param>
     /// <param name="seedColumnName">Input column of per-row seeds; an empty string removes it.</param>
     /// <param name="guidanceInterval">Guide only at σ in (low, high] (<see cref="GuidanceInterval"/>); high may be +∞.</param>
+    /// <param name="alternatingShift">Pixels by which every other evaluation sees the image rolled (<see cref="AlternatingShift"/>).</param>
+    /// <param name="alternatingShiftSigmaMax">The largest σ at which the shift applies (+∞: every other evaluation).</param>
     public McDitModel WithSampling(int? samplingSteps = null, SamplerSolver? solver = null, double? guidanceScale = null,
-        int? batchSize = null, long? seed = null, string? seedColumnName = null, (double Low, double High)? guidanceInterval = null)
+        int? batchSize = null, long? seed = null, string? seedColumnName = null, (double Low, double High)? guidanceInterval = null,
+        int? alternatingShift = null, double? alternatingShiftSigmaMax = null)
         => new(Host, (_settings with
         {
+            AlternatingShift = alternatingShift ?? _settings.AlternatingShift,
+            AlternatingShiftSigmaMax = alternatingShiftSigmaMax is { } shiftMax
+                ? (double.IsPositiveInfinity(shiftMax) ? null : shiftMax) : _settings.AlternatingShiftSigmaMax,
             GuidanceSigmaMin = guidanceInterval?.Low ?? _settings.GuidanceSigmaMin,
             GuidanceSigmaMax = guidanceInterval is { } interval
                 ? (double.IsPositiveInfinity(interval.High) ? null : interval.High)
@@ -392,6 +402,8 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
                         SigmaMin = _settings.SigmaMin, SigmaMax = _settings.SigmaMax, Rho = _settings.Rho,
                         GuidanceScale = guidance,
                         GuidanceSigmaMin = _settings.GuidanceSigmaMin, GuidanceSigmaMax = _settings.GuidanceSigmaMax ?? double.PositiveInfinity,
+                        AlternatingShift = _settings.AlternatingShift,
+                        AlternatingShiftSigmaMax = _settings.AlternatingShiftSigmaMax ?? double.PositiveInfinity,
                         NullLabel = y is null || _network.NullLabel < 0 ? null : _network.NullLabel,
                     };
                     samples = EdmSampler.Sample(ModelDenoiser.Create(_network, _settings.SigmaData), latents, y, options);

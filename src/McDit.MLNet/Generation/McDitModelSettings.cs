@@ -37,6 +37,10 @@ sealed record McDitModelSettings
     public double GuidanceSigmaMin { get; init; }
     /// <summary>Guidance only at σ up to this; null: no upper end.</summary>
     public double? GuidanceSigmaMax { get; init; }
+    /// <summary>Every other sampler evaluation on the image rolled by this many pixels (see <see cref="SamplerOptions.AlternatingShift"/>); 0: none.</summary>
+    public int AlternatingShift { get; init; }
+    /// <summary>The shift only at σ up to this; null: at every other evaluation.</summary>
+    public double? AlternatingShiftSigmaMax { get; init; }
     public double SigmaMin { get; init; } = 0.002;
     public double SigmaMax { get; init; } = 80;
     public double Rho { get; init; } = 7;
@@ -77,6 +81,10 @@ sealed record McDitModelSettings
         if (!(GuidanceSigmaMin >= 0) || !double.IsFinite(GuidanceSigmaMin) || GuidanceSigmaMax is { } high && !(high > GuidanceSigmaMin))
             throw new ArgumentOutOfRangeException(nameof(GuidanceSigmaMin), $"({GuidanceSigmaMin}, {GuidanceSigmaMax?.ToString() ?? "∞"}]",
                 "The guidance interval needs a finite lower end σ ≥ 0 and an upper end above it (or none).");
+        if (AlternatingShift < 0 || AlternatingShift >= Math.Max(1, Height))
+            throw new ArgumentOutOfRangeException(nameof(AlternatingShift), AlternatingShift, $"The alternating shift must be in 0..{Math.Max(0, Height - 1)} pixels (half the patch size for a patch model).");
+        if (AlternatingShiftSigmaMax is { } shiftMax && !(shiftMax > 0))
+            throw new ArgumentOutOfRangeException(nameof(AlternatingShiftSigmaMax), shiftMax, "The shift's largest σ must be > 0 (null: every other evaluation).");
         if (!(SigmaMin > 0) || !(SigmaMax > SigmaMin) || !double.IsFinite(SigmaMax) || !(Rho > 0) || !double.IsFinite(Rho))
             throw new ArgumentOutOfRangeException(nameof(SigmaMax), $"σ [{SigmaMin}, {SigmaMax}], ρ {Rho}", "The sampler needs finite 0 < σ_min < σ_max and ρ > 0.");
         if (BatchSize < 1 || BatchSize > MaxBatchSize)

@@ -228,6 +228,15 @@ public sealed partial class McDitTrainer
         /// <summary>… and only at σ up to this (+∞: no upper end).</summary>
         public double GuidanceSigmaMax = double.PositiveInfinity;
 
+        /// <summary>
+        /// The returned model's sampler rolls the image by this many pixels at every other evaluation (see
+        /// <see cref="SamplerOptions.AlternatingShift"/>), so patch borders move between evaluations; 0: none.
+        /// </summary>
+        public int AlternatingShift = 0;
+
+        /// <summary>… only at σ up to this (+∞: at every other evaluation).</summary>
+        public double AlternatingShiftSigmaMax = double.PositiveInfinity;
+
         /// <summary>Rows the returned model generates per sampler run.</summary>
         public int GenerationBatchSize = 64;
 

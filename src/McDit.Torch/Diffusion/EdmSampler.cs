@@ -73,10 +73,16 @@ public static class EdmSampler
             }
 
             using var guidance = options.GuidanceScale.ToScalar();
+            int evaluation = 0;
             Tensor Evaluate(Tensor x, double sigma)
             {
                 using var evalScope = NewDisposeScope();
                 var x32 = x.to(ScalarType.Float32);
+                // Every other evaluation sees the image rolled by the shift (and its output rolled back), so a patch
+                // model's borders fall in different places from one evaluation to the next.
+                int shift = options.AlternatingShift > 0 && sigma <= options.AlternatingShiftSigmaMax && evaluation++ % 2 == 1
+                    ? options.AlternatingShift : 0;
+                if (shift != 0) x32 = x32.roll(new long[] { shift, shift }, new long[] { -2, -1 });
                 Tensor d;
                 if (options.GuidesAt(sigma))
                 {
@@ -93,6 +99,7 @@ public static class EdmSampler
                     // Outside the guidance interval only the conditional half of the labels is used.
                     d = Call(denoiser, x32, s, y is not null && options.UsesGuidance ? y[..(int)n] : y);
                 }
+                if (shift != 0) d = d.roll(new long[] { -shift, -shift }, new long[] { -2, -1 });
                 return d.to(ScalarType.Float64).MoveToOuterDisposeScope();
             }
 

@@ -37,6 +37,20 @@ public sealed class SamplerOptions
     /// <summary>Upper end of the guidance interval (see <see cref="GuidanceSigmaMin"/>); default +∞.</summary>
     public double GuidanceSigmaMax { get; set; } = double.PositiveInfinity;
 
+    /// <summary>
+    /// Pixels by which every other denoiser evaluation sees the image rolled along both spatial axes (its output rolled
+    /// back): for a patch model, half the patch size puts the patch borders of odd evaluations in the middle of the even
+    /// ones' patches, so no border stays in one place for the whole trajectory. 0 (default): no shift. Needs [N, C, H, W]
+    /// inputs; costs nothing but two rolls per evaluation.
+    /// </summary>
+    public int AlternatingShift { get; set; }
+
+    /// <summary>
+    /// The shift applies only at noise levels σ up to this (default +∞: at every evaluation). At high σ a shifted image is
+    /// an off-centre one to the denoiser, which moves the content; late in the trajectory only local detail changes.
+    /// </summary>
+    public double AlternatingShiftSigmaMax { get; set; } = double.PositiveInfinity;
+
     /// <summary>True when the sampler evaluates the denoiser on a doubled, conditional + unconditional batch (at some steps).</summary>
     public bool UsesGuidance => GuidanceScale != 1.0;
 
@@ -68,6 +82,12 @@ public sealed class SamplerOptions
         if (!(GuidanceSigmaMax > GuidanceSigmaMin))
             throw new ArgumentOutOfRangeException(nameof(GuidanceSigmaMax), GuidanceSigmaMax,
                 $"SamplerOptions.GuidanceSigmaMax must be greater than GuidanceSigmaMin = {GuidanceSigmaMin} (+∞: no upper end).");
+        if (AlternatingShift < 0)
+            throw new ArgumentOutOfRangeException(nameof(AlternatingShift), AlternatingShift,
+                "SamplerOptions.AlternatingShift must be ≥ 0 pixels (0: no shift; half the patch size for a patch model).");
+        if (!(AlternatingShiftSigmaMax > 0))
+            throw new ArgumentOutOfRangeException(nameof(AlternatingShiftSigmaMax), AlternatingShiftSigmaMax,
+                "SamplerOptions.AlternatingShiftSigmaMax must be a σ > 0 (+∞: shift at every other evaluation).");
         if (NullLabel is < 0)
             throw new ArgumentOutOfRangeException(nameof(NullLabel), NullLabel,
                 "SamplerOptions.NullLabel must be ≥ 0 (the number of classes C, by this project's convention).");

@@ -36,7 +36,8 @@ public static class ModelSampler
             {
                 Steps = options.Steps, Solver = options.Solver, SigmaMin = options.SigmaMin, SigmaMax = options.SigmaMax, Rho = options.Rho,
                 GuidanceScale = y is null ? 1.0 : options.GuidanceScale,
-                GuidanceSigmaMin = options.GuidanceSigmaMin, GuidanceSigmaMax = options.GuidanceSigmaMax, NullLabel = model.NullLabel >= 0 ? model.NullLabel : null,
+                GuidanceSigmaMin = options.GuidanceSigmaMin, GuidanceSigmaMax = options.GuidanceSigmaMax,
+                AlternatingShift = options.AlternatingShift, AlternatingShiftSigmaMax = options.AlternatingShiftSigmaMax, NullLabel = model.NullLabel >= 0 ? model.NullLabel : null,
             };
             var samples = options.Solver == SamplerSolver.Ddpm
                 ? DdpmSampler.Sample(ModelDenoiser.CreateDdpm(model), latents, y, new DdpmSchedule(options.Steps),

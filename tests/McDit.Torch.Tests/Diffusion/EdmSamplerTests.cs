@@ -222,6 +222,42 @@ public class EdmSamplerTests
     }
 
     [Fact]
+    public void AnAlternatingShiftRollsEveryOtherEvaluationAndRollsItsOutputBack()
+    {
+        const int steps = 6, shift = 1;
+        using var g = new Generator(9);
+        using var z = torch.randn(new long[] { 3, 1, 4, 4 }, generator: g);
+        // Position-independent: the shift changes nothing, bit for bit (a roll only permutes the values).
+        using var plain = EdmSampler.Sample(Gaussian(Mu), z, null, new SamplerOptions { Steps = steps });
+        using var shifted = EdmSampler.Sample(Gaussian(Mu), z, null, new SamplerOptions { Steps = steps, AlternatingShift = shift });
+        Assert.Equal(plain.data<float>().ToArray(), shifted.data<float>().ToArray());
+
+        // Position-dependent (a mean per pixel): the odd evaluations see the image rolled, so they use the mean map
+        // rolled back; a denoiser that alternates the two maps itself gives the same samples.
+        using var means = torch.linspace(-0.5, 0.5, 16, dtype: ScalarType.Float64).reshape(1, 1, 4, 4);
+        using var rolledBack = means.roll(new long[] { -shift, -shift }, new long[] { -2, -1 });
+        Tensor MeanDenoiser(Tensor x, Tensor sigma, Tensor map)
+        {
+            using var scope = NewDisposeScope();
+            var s2 = sigma.reshape(-1, 1, 1, 1).square();
+            return ((x * (S * S) + s2 * map.to(x.dtype)) / (s2 + S * S)).MoveToOuterDisposeScope();
+        }
+        using var byShift = EdmSampler.Sample((x, sigma, _) => MeanDenoiser(x, sigma, means), z, null,
+            new SamplerOptions { Steps = steps, AlternatingShift = shift });
+        int call = 0;
+        using var alternating = EdmSampler.Sample((x, sigma, _) => MeanDenoiser(x, sigma, call++ % 2 == 1 ? rolledBack : means), z, null,
+            new SamplerOptions { Steps = steps });
+        AssertClose(alternating, byShift, 1e-6);
+        using var unshifted = EdmSampler.Sample((x, sigma, _) => MeanDenoiser(x, sigma, means), z, null, new SamplerOptions { Steps = steps });
+        Assert.False(unshifted.allclose(byShift, atol: 1e-3), "the shift must change a position-dependent denoiser's samples");
+        // Below every σ of the schedule the shift never applies.
+        using var neverShifted = EdmSampler.Sample((x, sigma, _) => MeanDenoiser(x, sigma, means), z, null,
+            new SamplerOptions { Steps = steps, AlternatingShift = shift, AlternatingShiftSigmaMax = 1e-4 });
+        Assert.Equal(unshifted.data<float>().ToArray(), neverShifted.data<float>().ToArray());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SamplerOptions { AlternatingShift = -1 }.Validate());
+    }
+
+    [Fact]
     public void ScaleOneIsTheConditionalSamplerAndScaleZeroTheUnconditional()
     {
         const int n = 32;
