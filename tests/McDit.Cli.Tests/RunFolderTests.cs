@@ -124,6 +124,7 @@ public sealed class RunFolderTests : IDisposable
         Assert.Equal(0, CliRunner.Run(Tiny(folder, "--steps", "1", "--method", "DiT", "--shift", "2", "--shift-below", "8")).Exit);
         var model = McDit.Cli.Runs.ModelSource.Load(new Microsoft.ML.MLContext(0), folder, "cpu", out _);
         Assert.Equal((2, 8.0), (model.AlternatingShift, model.AlternatingShiftSigmaMax)); // the trained model keeps its sampler's shift
+        Assert.Equal(40, model.WithSampling(alternatingShift: 40).AlternatingShift); // a roll wraps: a shift past the image side is valid
         var png = Path.Combine(folder, "grid.png");
         var (exit, output, error) = CliRunner.Run("sample", "--from", folder, "--out", png, "--classes", "0,3", "--per-class", "2", "--steps", "2",
             "--guidance", "3", "--guidance-interval", "0.28,5.42", "--shift", "1", "--device", "cpu");

@@ -84,12 +84,7 @@ public static class CompareCommand
                 Seeds = Values(parse, seeds, ParseSeed)!,
                 EvaluateEvery = (int)(parse.GetValue(evalEvery) is > 0 and var e ? e : Math.Max(1, totalSteps / 4)),
                 FdSamples = parse.GetValue(fdSamples),
-                Sampler = new SamplerOptions
-                {
-                    Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance,
-                    GuidanceSigmaMin = settings.GuidanceSigmaMin, GuidanceSigmaMax = settings.GuidanceSigmaMax ?? double.PositiveInfinity,
-                    AlternatingShift = settings.SamplerShift, AlternatingShiftSigmaMax = settings.SamplerShiftBelow ?? double.PositiveInfinity,
-                },
+                Sampler = settings.ToSamplerOptions(),
                 TimeBudgetSeconds = parse.GetValue(seconds),
                 Clock = parse.GetValue(clock),
                 MeasureClassAccuracy = parse.GetValue(accuracy),

@@ -116,6 +116,7 @@ public static class TrainCommand
             }
             else
             {
+                var interval = OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval));
                 var settings = new TrainSettings
                 {
                     Data = parse.GetValue(data)!, Model = parse.GetValue(model)!, OutputConv = parse.GetValue(outputConv), OutputOverlap = parse.GetValue(outputOverlap), Method = parse.GetValue(method),
@@ -126,9 +127,8 @@ public static class TrainCommand
                     Precision = parse.GetValue(precision), SampleEvery = parse.GetValue(sampleEvery),
                     CheckpointEvery = parse.GetValue(checkpointEvery), SamplerSteps = parse.GetValue(samplerSteps),
                     Solver = parse.GetValue(solver), Guidance = parse.GetValue(guidance),
-                    GuidanceSigmaMin = OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval))?.Low ?? defaults.GuidanceSigmaMin,
-                    GuidanceSigmaMax = OptionChecks.ParseGuidanceInterval(parse.GetValue(guidanceInterval)) is { } gi
-                        ? (double.IsPositiveInfinity(gi.High) ? null : gi.High) : defaults.GuidanceSigmaMax,
+                    GuidanceSigmaMin = interval?.Low ?? defaults.GuidanceSigmaMin,
+                    GuidanceSigmaMax = interval is { } gi ? (double.IsPositiveInfinity(gi.High) ? null : gi.High) : defaults.GuidanceSigmaMax,
                     SamplerShift = parse.GetValue(shift), SamplerShiftBelow = parse.GetValue(shiftBelow) ?? defaults.SamplerShiftBelow,
                     GridColumns = parse.GetValue(columns),
                     Vae = parse.GetValue(vae), ImageSize = parse.GetValue(imageSize), FdEvery = parse.GetValue(fdEvery), FdSamples = parse.GetValue(fdSamples),

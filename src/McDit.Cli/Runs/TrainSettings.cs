@@ -96,6 +96,14 @@ public sealed record TrainSettings
         };
     }
 
+    /// <summary>The sampler of the run's grids and evaluations.</summary>
+    public SamplerOptions ToSamplerOptions() => new()
+    {
+        Steps = SamplerSteps, Solver = Solver, GuidanceScale = Guidance,
+        GuidanceSigmaMin = GuidanceSigmaMin, GuidanceSigmaMax = GuidanceSigmaMax ?? double.PositiveInfinity,
+        AlternatingShift = SamplerShift, AlternatingShiftSigmaMax = SamplerShiftBelow ?? double.PositiveInfinity,
+    };
+
     /// <summary>Checks the values and returns the settings; throws naming the option otherwise.</summary>
     public TrainSettings Validated()
     {

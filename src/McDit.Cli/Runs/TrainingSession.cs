@@ -189,12 +189,7 @@ public sealed class TrainingSession
             ? new FdEvaluation(ml, DataSources.Load(ml, settings.Data, heldOut: true), $"{settings.Data} (held-out)",
                 FdEvaluation.DefaultCacheFile($"{settings.Data} (held-out)"), Out, classifierTraining: data)
             : null;
-        var sampler = new SamplerOptions
-        {
-            Steps = settings.SamplerSteps, Solver = settings.Solver, GuidanceScale = settings.Guidance,
-            GuidanceSigmaMin = settings.GuidanceSigmaMin, GuidanceSigmaMax = settings.GuidanceSigmaMax ?? double.PositiveInfinity,
-            AlternatingShift = settings.SamplerShift, AlternatingShiftSigmaMax = settings.SamplerShiftBelow ?? double.PositiveInfinity,
-        };
+        var sampler = settings.ToSamplerOptions();
 
         var options = settings.ToTrainerOptions();
         options.CheckpointFolder = folder.Checkpoints.Folder;

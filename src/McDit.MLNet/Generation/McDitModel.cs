@@ -197,7 +197,7 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
     public McDitModel WithSampling(int? samplingSteps = null, SamplerSolver? solver = null, double? guidanceScale = null,
         int? batchSize = null, long? seed = null, string? seedColumnName = null, (double Low, double High)? guidanceInterval = null,
         int? alternatingShift = null, double? alternatingShiftSigmaMax = null)
-        => new(Host, (_settings with
+        => new(Host, _settings with
         {
             AlternatingShift = alternatingShift ?? _settings.AlternatingShift,
             AlternatingShiftSigmaMax = alternatingShiftSigmaMax is { } shiftMax
@@ -212,7 +212,7 @@ public sealed class McDitModel : RowToRowTransformerBase, ITransformer
             BatchSize = batchSize ?? _settings.BatchSize,
             Seed = seed ?? _settings.Seed,
             SeedColumnName = seedColumnName is null ? _settings.SeedColumnName : seedColumnName.Length == 0 ? null : seedColumnName,
-        }).Validated(), _network, _gate, _decoder);
+        }, _network, _gate, _decoder);
 
     /// <summary>
     /// The same network (shared) with a VAE that decodes its samples: the generated columns, <see cref="GenerateImages"/>

@@ -79,10 +79,10 @@ sealed record McDitModelSettings
         if (!double.IsFinite(GuidanceScale))
             throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "The guidance scale must be finite (1 = no guidance).");
         if (!(GuidanceSigmaMin >= 0) || !double.IsFinite(GuidanceSigmaMin) || GuidanceSigmaMax is { } high && !(high > GuidanceSigmaMin))
-            throw new ArgumentOutOfRangeException(nameof(GuidanceSigmaMin), $"({GuidanceSigmaMin}, {GuidanceSigmaMax?.ToString() ?? "∞"}]",
+            throw new ArgumentOutOfRangeException(nameof(GuidanceSigmaMin), string.Create(System.Globalization.CultureInfo.InvariantCulture, $"({GuidanceSigmaMin}, {GuidanceSigmaMax?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "∞"}]"),
                 "The guidance interval needs a finite lower end σ ≥ 0 and an upper end above it (or none).");
-        if (AlternatingShift < 0 || AlternatingShift >= Math.Max(1, Height))
-            throw new ArgumentOutOfRangeException(nameof(AlternatingShift), AlternatingShift, $"The alternating shift must be in 0..{Math.Max(0, Height - 1)} pixels (half the patch size for a patch model).");
+        if (AlternatingShift < 0)
+            throw new ArgumentOutOfRangeException(nameof(AlternatingShift), AlternatingShift, "The alternating shift must be ≥ 0 pixels (half the patch size for a patch model; 0: none).");
         if (AlternatingShiftSigmaMax is { } shiftMax && !(shiftMax > 0))
             throw new ArgumentOutOfRangeException(nameof(AlternatingShiftSigmaMax), shiftMax, "The shift's largest σ must be > 0 (null: every other evaluation).");
         if (!(SigmaMin > 0) || !(SigmaMax > SigmaMin) || !double.IsFinite(SigmaMax) || !(Rho > 0) || !double.IsFinite(Rho))

@@ -76,9 +76,9 @@ public sealed partial class McDitTrainer : IEstimator<McDitModel>
         Require(o.GenerationBatchSize >= 1, nameof(o.GenerationBatchSize), o.GenerationBatchSize, "≥ 1");
         Require(double.IsFinite(o.GuidanceScale), nameof(o.GuidanceScale), o.GuidanceScale, "a finite number (1 = no guidance)");
         Require(o.GuidanceSigmaMin >= 0 && double.IsFinite(o.GuidanceSigmaMin), nameof(o.GuidanceSigmaMin), o.GuidanceSigmaMin, "a finite σ ≥ 0 (0: guide every step)");
+        Require(o.GuidanceSigmaMax > o.GuidanceSigmaMin, nameof(o.GuidanceSigmaMax), o.GuidanceSigmaMax, $"a σ above GuidanceSigmaMin = {o.GuidanceSigmaMin} (+∞: no upper end)");
         Require(o.AlternatingShift >= 0, nameof(o.AlternatingShift), o.AlternatingShift, "≥ 0 pixels (0: no shift)");
         Require(o.AlternatingShiftSigmaMax > 0, nameof(o.AlternatingShiftSigmaMax), o.AlternatingShiftSigmaMax, "a σ > 0 (+∞: every other evaluation)");
-        Require(o.GuidanceSigmaMax > o.GuidanceSigmaMin, nameof(o.GuidanceSigmaMax), o.GuidanceSigmaMax, $"a σ above GuidanceSigmaMin = {o.GuidanceSigmaMin} (+∞: no upper end)");
         Require(!string.IsNullOrWhiteSpace(o.GeneratedImageColumnName) && !string.IsNullOrWhiteSpace(o.GeneratedPixelsColumnName)
             && o.GeneratedImageColumnName != o.GeneratedPixelsColumnName, nameof(o.GeneratedPixelsColumnName), o.GeneratedPixelsColumnName,
             "two different, non-empty output column names");
