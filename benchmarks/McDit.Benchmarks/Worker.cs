@@ -81,7 +81,8 @@ static class Worker
                         break;
                     case "info":
                         Console.WriteLine($"info McDit on TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch {TorchBackend.ExternalLibTorchDir ?? "bundled (NuGet, CPU)"}, CUDA {TorchBackend.CudaAvailable}, " +
-                                          $"threads {torch.get_num_threads()}, device {device}, precision {precision}");
+                                          $"threads {torch.get_num_threads()}, device {device}, precision {precision}" +
+                                          (TorchBackend.MklDispatchReport is { } mkl ? $"; {mkl}" : ""));
                         break;
                     case "quit":
                         current?.Dispose();

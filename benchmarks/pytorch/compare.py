@@ -100,16 +100,19 @@ def load_average():
 
 
 def openblas_core(python, env):
-    """OpenBLAS 0.3.21 (Debian 12) does not know CPUs newer than it (e.g. Sapphire/Emerald Rapids) and falls back to its
-    generic Prescott (SSE3) kernels, 2-3x slower; then name the kernel family the CPU's flags support."""
+    """The fastest OpenBLAS kernels the CPU can run, so the reference is not handicapped. OpenBLAS 0.3.21 (Debian 12)
+    does not know every CPU newer than it: on Sapphire/Emerald Rapids it falls back to its SSE3 Prescott kernels (2-3x
+    slower). Where it picked kernels without AVX-512 on a CPU that has it, name SkylakeX (its AVX-512 kernels); where it
+    picked nothing usable, the family the CPU's flags support. OPENBLAS_CORETYPE, when set, wins (the caller checks)."""
     probe = subprocess.run([python, "-c", "import torch; torch.mm(torch.ones(8, 8), torch.ones(8, 8))"],
                            env=dict(env, OPENBLAS_VERBOSE="2"), capture_output=True, text=True)
     core = next((l.split(":", 1)[1].strip() for l in (probe.stdout + probe.stderr).splitlines() if l.startswith("Core:")), "")
-    if core and core != "Prescott":
+    flags = set(open("/proc/cpuinfo").read().split())
+    avx512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags
+    if core in ("SkylakeX", "Cooperlake", "SapphireRapids") or (core and core != "Prescott" and not avx512):
         return core
-    flags = open("/proc/cpuinfo").read()
-    chosen = "SkylakeX" if " avx512f" in flags else "Haswell" if " avx2" in flags else ""
-    if chosen:
+    chosen = "SkylakeX" if avx512 else "Haswell" if "avx2" in flags else core
+    if chosen and chosen != core:
         print(f"  OpenBLAS chose '{core or '?'}' kernels for this CPU; using OPENBLAS_CORETYPE={chosen} (the CPU has "
               f"{'AVX-512' if chosen == 'SkylakeX' else 'AVX2'})")
     return chosen
@@ -129,6 +132,9 @@ def main():
                     help="fp32 (CPU), tf32 (CUDA: fp32 with TF32 matmuls on both sides), bf16 (McDit BFloat16 vs PyTorch autocast)")
     ap.add_argument("--baseline", default=None,
                     help="side B is McDit built elsewhere (a McDit.Benchmarks.dll) instead of PyTorch: A/B timing of a code change")
+    ap.add_argument("--baseline-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="set in side B's environment only; without --baseline, side B is the same McDit build: A/B timing of "
+                         "a switch, e.g. --baseline-env MCDIT_KEEP_MKL_VENDOR_CHECK=1 (repeatable)")
     ap.add_argument("--python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable)
     ap.add_argument("--mcdit", default=os.path.join(ROOT, "benchmarks/McDit.Benchmarks/bin/Release/net10.0/McDit.Benchmarks.dll"),
                     help="the built benchmark (dll), or a command such as 'bash .gpu/run.sh'")
@@ -138,8 +144,17 @@ def main():
     mcdit_cmd = ["dotnet", a.mcdit] if a.mcdit.endswith(".dll") else a.mcdit.split()
     if a.mcdit.endswith(".dll") and not os.path.exists(a.mcdit):
         sys.exit(f"{a.mcdit} is missing: run 'dotnet build benchmarks/McDit.Benchmarks -c Release' first")
+    baseline_env = {}
+    for item in a.baseline_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            sys.exit(f"--baseline-env '{item}': expected NAME=VALUE")
+        baseline_env[name] = value
+    if baseline_env and not a.baseline:
+        a.baseline = a.mcdit
     if a.baseline:
-        print(f"Side B ('PyTorch' in the output) is the McDit baseline {a.baseline}")
+        print(f"Side B ('PyTorch' in the output) is the McDit baseline {a.baseline}"
+              + (f" with {' '.join(a.baseline_env)}" if baseline_env else ""))
     print(f"compare.py: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, host {os.uname().nodename}, "
           f"{os.cpu_count()} CPUs, load average {load_average():.2f}, device {a.device}, precision {a.precision}, clock {a.clock}")
     rows = []
@@ -154,7 +169,7 @@ def main():
                                                      "--tf32", tf32, "--threads", str(threads)], env)
             if a.baseline:
                 py = WorkerProcess("PyTorch", ["dotnet", a.baseline, "--serve", "--device", a.device, "--precision", mcdit_precision,
-                                               "--tf32", tf32, "--threads", str(threads)], env)
+                                               "--tf32", tf32, "--threads", str(threads)], dict(env, **baseline_env))
             else:
                 py = WorkerProcess("PyTorch", [a.python, os.path.join(ROOT, "benchmarks/pytorch/reference.py"), "--serve",
                                                "--device", a.device, "--precision", a.precision, "--threads", str(threads)], env)

@@ -171,6 +171,7 @@ public sealed class TrainingSession
         Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{settings.Method} {settings.Model} on {settings.Data}: {data.Count:N0} images {data.Channels}×{data.Height}×{data.Width}, " +
             $"{data.ClassNames.Count} classes, batch {settings.BatchSize}, {settings.TotalSteps} steps ({settings.Steps} masked + {settings.UnmaskSteps} unmasking), device {settings.Device}{threads}"));
+        if (McDit.Torch.Runtime.TorchBackend.MklDispatchReport is { } mkl) Out.WriteLine("  " + mkl);
         // The log and the progress line start where training starts: a resumed run learns its step from the trainer.
         long startStep = 0;
         MetricsLog? metrics = null;

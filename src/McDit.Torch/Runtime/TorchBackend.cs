@@ -27,6 +27,7 @@ public static class TorchBackend
     static bool _cudaTried;
     static string? _libTorchDir;
     static string? _nativeLoadReport;
+    static string? _mklDispatchReport;
 
     /// <summary>The libtorch folder in use when <c>LIBTORCH_DIR</c> was honoured; otherwise null.</summary>
     public static string? ExternalLibTorchDir { get { EnsureInitialized(); return _libTorchDir; } }
@@ -37,6 +38,12 @@ public static class TorchBackend
     /// when TorchSharp could load it as it is, for example from a build output the build step already patched.
     /// </summary>
     public static string? NativeLoadReport { get { EnsureInitialized(); return _nativeLoadReport; } }
+
+    /// <summary>
+    /// How libtorch's oneMKL picks its kernels on this CPU, in words, where McDit changed it (on AMD CPUs: by instruction
+    /// set, as on Intel's, rather than by vendor; see the README's "Speed on AMD CPUs"), or null where nothing applies.
+    /// </summary>
+    public static string? MklDispatchReport { get { EnsureInitialized(); return _mklDispatchReport; } }
 
     /// <summary>
     /// Loads the native backend (once). Throws <see cref="InvalidOperationException"/> with the loader's
@@ -50,6 +57,8 @@ public static class TorchBackend
             if (_initialized) return;
             // OpenMP reads its wait policy when libtorch loads it: sleep, do not spin (see TorchThreadPolicy).
             TorchThreadPolicy.PrepareEnvironment();
+            // Before libtorch_cpu.so binds MKL's vendor check: on AMD CPUs, MKL's Intel kernels (see MklVendorDispatch).
+            _mklDispatchReport = MklVendorDispatch.Apply();
             PreloadExternalLibTorch();
             // Before TorchSharp's loader: on systems with an older libstdc++, load a patched copy of its library.
             try

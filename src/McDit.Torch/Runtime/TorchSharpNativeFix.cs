@@ -1,6 +1,5 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using TorchSharp;
 
 namespace McDit.Torch.Runtime;
@@ -28,7 +27,7 @@ internal static class TorchSharpNativeFix
     public const string SkipVariable = "MCDIT_SKIP_NATIVE_FIX";
 
     /// <summary>Environment variable naming the folder for patched copies (default: <c>$XDG_CACHE_HOME/mcdit/native</c> or <c>~/.cache/mcdit/native</c>).</summary>
-    public const string CacheVariable = "MCDIT_NATIVE_CACHE";
+    public const string CacheVariable = NativeCache.Variable;
 
     static readonly string[] LibTorchLoadOrder = { "libc10.so", "libtorch_cpu.so", "libtorch.so" };
     static IntPtr _handle;
@@ -71,7 +70,7 @@ internal static class TorchSharpNativeFix
         if (missing.Length > 0)
         {
             ElfVersionPatch.Weaken(bytes, missing);
-            load = WritePatchedCopy(bytes);
+            load = NativeCache.Write(bytes, ElfVersionPatch.LibraryFileName);
             done = $"McDit loaded a copy of '{library}' with {string.Join(", ", missing)} marked weak (the system's libstdc++ " +
                 $"'{libStdCxx}' lacks it): '{load}'.";
         }
@@ -127,45 +126,5 @@ internal static class TorchSharpNativeFix
         var search = AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") as string ?? "";
         foreach (var dir in search.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)) yield return dir;
         yield return torchSharpDir;
-    }
-
-    /// <summary>
-    /// Writes the patched library to &lt;cache&gt;/&lt;hash of its bytes&gt;/libLibTorchSharp.so (atomically; reused when
-    /// already there with the same bytes) and returns the path. Falls back to the temp folder when the cache is not writable.
-    /// </summary>
-    static string WritePatchedCopy(byte[] bytes)
-    {
-        var hash = Convert.ToHexString(SHA256.HashData(bytes), 0, 8).ToLowerInvariant();
-        Exception? first = null;
-        foreach (var root in CacheRoots())
-        {
-            var path = Path.Combine(root, hash, ElfVersionPatch.LibraryFileName);
-            try
-            {
-                if (File.Exists(path) && File.ReadAllBytes(path).AsSpan().SequenceEqual(bytes)) return path;
-                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                var tmp = $"{path}.{Environment.ProcessId}.tmp";
-                File.WriteAllBytes(tmp, bytes);
-                File.Move(tmp, path, overwrite: true);
-                return path;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                first ??= e;
-            }
-        }
-        throw new IOException($"McDit could not write a patched copy of {ElfVersionPatch.LibraryFileName} into '{CacheRoots().First()}' " +
-            $"nor the temp folder: {first?.Message} Set {CacheVariable} to a writable folder.", first);
-    }
-
-    static IEnumerable<string> CacheRoots()
-    {
-        var configured = Environment.GetEnvironmentVariable(CacheVariable);
-        if (!string.IsNullOrWhiteSpace(configured)) yield return configured;
-        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        if (!string.IsNullOrWhiteSpace(xdg)) yield return Path.Combine(xdg, "mcdit", "native");
-        else if (!string.IsNullOrWhiteSpace(home)) yield return Path.Combine(home, ".cache", "mcdit", "native");
-        yield return Path.Combine(Path.GetTempPath(), $"mcdit-native-{Environment.UserName}");
     }
 }
