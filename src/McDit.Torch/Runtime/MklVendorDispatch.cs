@@ -45,8 +45,10 @@ internal static class MklVendorDispatch
     /// words; null where nothing applies (an Intel CPU, another system). Never throws: MKL's own choice then stands, and
     /// the returned sentence says why.
     /// </summary>
-    public static string? Apply()
+    /// <param name="stubLoaded">True when the interposing library was loaded.</param>
+    public static string? Apply(out bool stubLoaded)
     {
+        stubLoaded = false;
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64) return null;
         var vendor = CpuVendor();
         if (vendor != "AuthenticAMD") return null;
@@ -58,6 +60,7 @@ internal static class MklVendorDispatch
             var path = NativeCache.Write(bytes, LibraryFileName);
             if (dlopen(path, RtldNow | RtldGlobal) == IntPtr.Zero)
                 return $"oneMKL picks its kernels by CPU vendor on this AMD CPU: loading '{path}' failed ({LastError()}).";
+            stubLoaded = true;
             return $"oneMKL picks its kernels by instruction set on this AMD CPU, as on Intel's ('{path}' answers {InterposedFunction}; " +
                 $"{KeepVariable}=1 keeps MKL's vendor check).";
         }
@@ -66,6 +69,38 @@ internal static class MklVendorDispatch
             return $"oneMKL picks its kernels by CPU vendor on this AMD CPU: {e.Message}";
         }
     }
+
+    /// <summary>
+    /// After libtorch has loaded: MKL's CPU type as libtorch_cpu.so's <c>mkl_serv_cpu_detect()</c> reports it (0 is its
+    /// generic code path, which its vendor check gives AMD CPUs; 7 its AVX-512 path), or null where libtorch has no MKL.
+    /// </summary>
+    public static int? MklCpuType()
+    {
+        if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libtorch_cpu.so", out var libtorch)) return null;
+        if (!NativeLibrary.TryGetExport(libtorch, "mkl_serv_cpu_detect", out var detect)) return null;
+        return Marshal.GetDelegateForFunctionPointer<CpuDetect>(detect)();
+    }
+
+    /// <summary>
+    /// <paramref name="report"/> from <see cref="Apply"/>, checked against what MKL chose once libtorch has loaded: where
+    /// the stub was loaded but MKL still takes its generic path (libtorch was loaded and MKL initialised before McDit's
+    /// <see cref="TorchBackend.EnsureInitialized"/>, or the CPU has neither AVX2 nor AVX-512), the report says so.
+    /// </summary>
+    /// <param name="report">What <see cref="Apply"/> returned.</param>
+    /// <param name="stubLoaded">What <see cref="Apply"/> said of the stub.</param>
+    /// <param name="type">MKL's CPU type now (<see cref="MklCpuType"/>).</param>
+    public static string? Verified(string? report, bool stubLoaded, int? type)
+    {
+        if (!stubLoaded || report is null) return report;
+        if (type is null) return report + " (This libtorch has no MKL CPU detection to check.)";
+        if (type != 0) return report.TrimEnd(')', '.') + $"; MKL CPU type {type}).";
+        return $"McDit loaded its MKL vendor stub, but oneMKL reports its generic code path (CPU type 0): libtorch was loaded " +
+            "and MKL initialised before McDit's TorchBackend.EnsureInitialized (call it before any TorchSharp code), or this CPU has " +
+            "neither AVX2 nor AVX-512.";
+    }
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    delegate int CpuDetect();
 
     static string LastError()
     {

@@ -58,7 +58,7 @@ public static class TorchBackend
             // OpenMP reads its wait policy when libtorch loads it: sleep, do not spin (see TorchThreadPolicy).
             TorchThreadPolicy.PrepareEnvironment();
             // Before libtorch_cpu.so binds MKL's vendor check: on AMD CPUs, MKL's Intel kernels (see MklVendorDispatch).
-            _mklDispatchReport = MklVendorDispatch.Apply();
+            _mklDispatchReport = MklVendorDispatch.Apply(out bool mklStubLoaded);
             PreloadExternalLibTorch();
             // Before TorchSharp's loader: on systems with an older libstdc++, load a patched copy of its library.
             try
@@ -86,6 +86,8 @@ public static class TorchBackend
                         : $"{LibTorchDirVariable}='{_libTorchDir}': check that it is the lib folder of a PyTorch whose version matches TorchSharp's libtorch. ") +
                     "Loader said: " + (e.InnerException?.Message ?? e.Message), e);
             }
+            _mklDispatchReport = MklVendorDispatch.Verified(_mklDispatchReport, mklStubLoaded,
+                mklStubLoaded ? MklVendorDispatch.MklCpuType() : null);
             _initialized = true;
         }
     }

@@ -54,6 +54,20 @@ public class MklVendorDispatchTests
     }
 
     [Fact]
+    public void TheReportSaysWhatMklChose_AndWhenTheStubCameTooLate()
+    {
+        const string loaded = "oneMKL picks its kernels by instruction set on this AMD CPU, as on Intel's ('x.so' answers it).";
+        Assert.Equal("oneMKL picks its kernels by instruction set on this AMD CPU, as on Intel's ('x.so' answers it; MKL CPU type 7).",
+            MklVendorDispatch.Verified(loaded, stubLoaded: true, type: 7));
+        var late = MklVendorDispatch.Verified(loaded, stubLoaded: true, type: 0)!;
+        Assert.Contains("generic code path", late);
+        Assert.Contains("EnsureInitialized", late);
+        Assert.Contains("no MKL", MklVendorDispatch.Verified(loaded, stubLoaded: true, type: null));
+        Assert.Equal("kept", MklVendorDispatch.Verified("kept", stubLoaded: false, type: 0));
+        Assert.Null(MklVendorDispatch.Verified(null, stubLoaded: false, type: null));
+    }
+
+    [Fact]
     public void TheCpuVendorIsCpuidsAsTheKernelReportsIt()
     {
         var vendor = MklVendorDispatch.CpuVendor();
@@ -80,6 +94,7 @@ public class MklVendorDispatchTests
             return;
         }
         Assert.Contains("by instruction set", TorchBackend.MklDispatchReport);
+        Assert.Contains($"MKL CPU type {MklVendorDispatch.MklCpuType()}", TorchBackend.MklDispatchReport);
         // The stub is in the global scope, where libtorch_cpu.so's call through its procedure linkage table looks first;
         // MKL's CPU type detection then sees an Intel CPU. With MKL's own vendor check an AMD CPU gets CPU type 0 (the
         // generic code path; 7 with the stub on an AMD EPYC with AVX-512).
@@ -88,5 +103,6 @@ public class MklVendorDispatchTests
         Assert.Equal(1, Marshal.GetDelegateForFunctionPointer<IntFunction>(global)());
         Assert.True(NativeLibrary.TryLoad("libtorch_cpu.so", out var libtorch), "libtorch_cpu.so is not loaded");
         Assert.NotEqual(0, Call(libtorch, "mkl_serv_cpu_detect"));
+        Assert.Equal(Call(libtorch, "mkl_serv_cpu_detect"), MklVendorDispatch.MklCpuType());
     }
 }
