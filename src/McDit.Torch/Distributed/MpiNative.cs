@@ -25,10 +25,6 @@ internal static class MpiNative
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] public delegate int TestFn(ref IntPtr request, out int flag, IntPtr status);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] public delegate int VersionFn(out int version, out int subversion);
 
-    [DllImport("libc", EntryPoint = "dlopen")] static extern IntPtr DlOpen(string file, int mode);
-    [DllImport("libc", EntryPoint = "dlerror")] static extern IntPtr DlError();
-    const int RtldNow = 2, RtldGlobal = 0x100;
-
     public static IntPtr Library { get; private set; }
     public static InitThreadFn InitThread = null!;
     public static FlagFn Initialized = null!, Finalized = null!;
@@ -57,9 +53,8 @@ internal static class MpiNative
             string? error = null;
             foreach (var name in names)
             {
-                handle = DlOpen(name, RtldNow | RtldGlobal);
+                handle = McDit.Torch.Runtime.GlobalLibrary.Open(name, out error);
                 if (handle != IntPtr.Zero) break;
-                error = Marshal.PtrToStringUTF8(DlError());
             }
             if (handle == IntPtr.Zero)
                 throw new DistributedException(

@@ -26,8 +26,6 @@ internal static class MklVendorDispatch
     /// <summary>The file name of the interposing library in the native cache folder.</summary>
     public const string LibraryFileName = "libmcdit-mkl-vendor.so";
 
-    const int RtldNow = 0x2, RtldGlobal = 0x100;
-
     /// <summary>The CPU vendor string from <c>cpuid</c> ("GenuineIntel", "AuthenticAMD"), or null off x86.</summary>
     public static string? CpuVendor()
     {
@@ -58,8 +56,8 @@ internal static class MklVendorDispatch
         {
             var bytes = ElfStubLibrary.Build(LibraryFileName, new[] { (InterposedFunction, 1) });
             var path = NativeCache.Write(bytes, LibraryFileName);
-            if (dlopen(path, RtldNow | RtldGlobal) == IntPtr.Zero)
-                return $"oneMKL picks its kernels by CPU vendor on this AMD CPU: loading '{path}' failed ({LastError()}).";
+            if (GlobalLibrary.Open(path, out var error) == IntPtr.Zero)
+                return $"oneMKL picks its kernels by CPU vendor on this AMD CPU: loading '{path}' failed ({error}).";
             stubLoaded = true;
             return $"oneMKL picks its kernels by instruction set on this AMD CPU, as on Intel's ('{path}' answers {InterposedFunction}; " +
                 $"{KeepVariable}=1 keeps MKL's vendor check).";
@@ -101,18 +99,4 @@ internal static class MklVendorDispatch
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     delegate int CpuDetect();
-
-    static string LastError()
-    {
-        var message = dlerror();
-        return message == IntPtr.Zero ? "no reason given" : Marshal.PtrToStringUTF8(message) ?? "no reason given";
-    }
-
-    // libdl.so.2 exists on every glibc (since 2.34 a stub whose dlopen is libc's); .NET's NativeLibrary.Load cannot ask
-    // for RTLD_GLOBAL, which the interposition needs.
-    [DllImport("libdl.so.2", EntryPoint = "dlopen")]
-    static extern IntPtr dlopen([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
-
-    [DllImport("libdl.so.2", EntryPoint = "dlerror")]
-    static extern IntPtr dlerror();
 }

@@ -26,9 +26,6 @@ internal static class TorchSharpNativeFix
     /// <summary>Environment variable that switches the load-time fix off (<c>1</c> or <c>true</c>).</summary>
     public const string SkipVariable = "MCDIT_SKIP_NATIVE_FIX";
 
-    /// <summary>Environment variable naming the folder for patched copies (default: <c>$XDG_CACHE_HOME/mcdit/native</c> or <c>~/.cache/mcdit/native</c>).</summary>
-    public const string CacheVariable = NativeCache.Variable;
-
     static readonly string[] LibTorchLoadOrder = { "libc10.so", "libtorch_cpu.so", "libtorch.so" };
     static IntPtr _handle;
 
