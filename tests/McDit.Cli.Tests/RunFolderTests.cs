@@ -91,6 +91,15 @@ public sealed class RunFolderTests : IDisposable
     }
 
     [Fact]
+    public void TheNoiseLevelLabelDropoutAndShiftOptionsReachTheObjectiveAndTheirDefaultsLeaveItAsItWas()
+    {
+        var given = new TrainSettings { PMean = -0.8, PStd = 1.0, LabelDropout = 0.05, TrainShift = 2 }.Validated().ToTrainerOptions().MethodOptions;
+        Assert.Equal((-0.8, 1.0, 0.05, 2), (given.PMean, given.PStd, given.LabelDropout, given.ShiftAugmentation));
+        var defaults = new TrainSettings().Validated().ToTrainerOptions().MethodOptions;
+        Assert.Equal(McDit.Torch.Training.MethodOptions.For(McDit.Torch.Training.TrainingMethod.McDiT), defaults);
+    }
+
+    [Fact]
     public void ADemoRunAskedForMoreStepsGetsThemInAllByLongerUnmaskingTuning()
     {
         var folder = Folder();

@@ -49,10 +49,15 @@ public sealed class KillResumeTests : IDisposable
 
     static int Steps(RunFolder run) => MetricsLog.ReadAll(run.MetricsFile).Count;
 
-    /// <summary>Starts mcdit, waits until <paramref name="step"/> steps are logged (each step pauses 150 ms), waits <paramref name="jitterMs"/> more, and sends the signal.</summary>
+    /// <summary>
+    /// Starts mcdit, waits until <paramref name="step"/> steps are logged (each step pauses 150 ms), waits
+    /// <paramref name="jitterMs"/> more, and sends the signal. Without jitter the run also holds after that step until the
+    /// signal comes, so it lands exactly there even on a loaded machine (where 150 ms can pass before the poll sees the step).
+    /// </summary>
     (int Step, int Exit) Interrupt(string[] args, RunFolder run, int step, int signal, int jitterMs, bool resume)
     {
         var env = new Dictionary<string, string> { ["MCDIT_TEST_STEP_DELAY_MS"] = "150" };
+        if (jitterMs == 0) env["MCDIT_TEST_PAUSE_AT_STEP"] = step.ToString();
         using var p = ChildProcess.Start("mcdit.dll", args, env);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         // A resumed run first cuts metrics.jsonl back to its checkpoint (or starts over), then says so: only then do the lines count.

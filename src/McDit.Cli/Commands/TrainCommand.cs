@@ -29,6 +29,10 @@ public static class TrainCommand
         var warmup = new Option<long>("--lr-warmup") { Description = "Steps of linear learning-rate warm-up at the start (0: none).", DefaultValueFactory = _ => defaults.LrWarmup }.InRange(0, int.MaxValue, "warm-up steps");
         var decay = new Option<LearningRateDecay>("--lr-decay") { Description = "Constant, or Cosine: the learning rate falls to 0 at the last step of both stages (worse for the demo: docs/results.md).", DefaultValueFactory = _ => defaults.LrDecay };
         var branchEma = new Option<double?>("--branch-ema-decay") { Description = "MC-DiT: decay of the two EMA decoder branches (default 0.999; 0.99 was worse for the demo: docs/results.md)." }.Finite(0, 1, "an EMA decay");
+        var pMean = new Option<double?>("--p-mean") { Description = "EDM: mean of ln σ of the training noise levels (default -1.2; higher trains more at high noise, where shapes form)." }.Finite(-20, 20, "a mean of ln σ");
+        var pStd = new Option<double?>("--p-std") { Description = "EDM: standard deviation of ln σ of the training noise levels (default 1.2)." }.Finite(0, 20, "a spread of ln σ", minExclusive: true);
+        var labelDropout = new Option<double?>("--label-dropout") { Description = "Probability that a training label is replaced by the null label, which classifier-free guidance needs (default 0.1)." }.Finite(0, 1, "a probability");
+        var trainShift = new Option<int?>("--train-shift") { Description = "Roll half of the training images by this many pixels (both axes), so the model also knows the images that --shift shows it while sampling (half the patch size)." }.InRange(0, 64, "pixels of shift");
         var clip = new Option<double>("--grad-clip") { Description = "Clip the gradient norm to this value (0: no clipping).", DefaultValueFactory = _ => defaults.GradClip }.Finite(0, 1e9, "a gradient norm (0: no clipping)");
         var seed = new Option<long>("--seed") { Description = "Seed of initialisation, data order and every random draw.", DefaultValueFactory = _ => defaults.Seed };
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => defaults.Device }.Device();
@@ -61,7 +65,7 @@ public static class TrainCommand
             "                         or per process RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set (torchrun-style, CUDA only)\n" +
             "See docs/distributed.md.")
         {
-            outDir, data, method, model, outputConv, outputOverlap, maskRatio, steps, unmask, batch, lr, warmup, decay, ema, branchEma, clip, seed, device, precision,
+            outDir, data, method, model, outputConv, outputOverlap, maskRatio, steps, unmask, batch, lr, warmup, decay, ema, branchEma, pMean, pStd, labelDropout, trainShift, clip, seed, device, precision,
             sampleEvery, checkpointEvery, samplerSteps, solver, guidance, guidanceInterval, shift, shiftBelow, columns, vae, imageSize, fdEvery, fdSamples,
             distributed, distributedTimeout, resume, serve, serveHost, servePort,
         };
@@ -72,6 +76,7 @@ public static class TrainCommand
             {
                 Distributed = new DistributedOptions { Backend = parse.GetValue(distributed), Timeout = TimeSpan.FromSeconds(parse.GetValue(distributedTimeout)) },
                 StepDelay = TimeSpan.FromMilliseconds(int.TryParse(Environment.GetEnvironmentVariable("MCDIT_TEST_STEP_DELAY_MS"), out var ms) ? Math.Clamp(ms, 0, 60_000) : 0),
+                PauseAtStep = long.TryParse(Environment.GetEnvironmentVariable("MCDIT_TEST_PAUSE_AT_STEP"), out var pause) ? pause : null,
             };
             using var interruption = new Interruption();
             // Rank 0 of a data-parallel job serves (it is the one writing the run folder).
@@ -101,7 +106,7 @@ public static class TrainCommand
             if (parse.GetValue(resume))
             {
                 // run.json fixes everything else; silently ignoring a changed option would mislead.
-                var fixedOptions = new Option[] { data, method, model, maskRatio, batch, lr, warmup, decay, ema, branchEma, clip, seed, precision,
+                var fixedOptions = new Option[] { data, method, model, maskRatio, batch, lr, warmup, decay, ema, branchEma, pMean, pStd, labelDropout, trainShift, clip, seed, precision,
                     sampleEvery, checkpointEvery, samplerSteps, solver, guidance, guidanceInterval, shift, shiftBelow, columns, vae, imageSize,
                     fdEvery, fdSamples, outputConv, outputOverlap };
                 var given = fixedOptions.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
@@ -123,6 +128,8 @@ public static class TrainCommand
                     MaskRatio = parse.GetValue(maskRatio), Steps = parse.GetValue(steps), UnmaskSteps = parse.GetValue(unmask),
                     BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), EmaDecay = parse.GetValue(ema),
                     LrWarmup = parse.GetValue(warmup), LrDecay = parse.GetValue(decay), BranchEmaDecay = parse.GetValue(branchEma),
+                    PMean = parse.GetValue(pMean), PStd = parse.GetValue(pStd), LabelDropout = parse.GetValue(labelDropout),
+                    TrainShift = parse.GetValue(trainShift),
                     GradClip = parse.GetValue(clip), Seed = parse.GetValue(seed), Device = parse.GetValue(device)!,
                     Precision = parse.GetValue(precision), SampleEvery = parse.GetValue(sampleEvery),
                     CheckpointEvery = parse.GetValue(checkpointEvery), SamplerSteps = parse.GetValue(samplerSteps),

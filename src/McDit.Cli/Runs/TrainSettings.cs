@@ -36,6 +36,14 @@ public sealed record TrainSettings
     public LearningRateDecay LrDecay { get; init; } = LearningRateDecay.Constant;
     /// <summary>MC-DiT: decay of the EMA branches (null: the method's default, 0.999).</summary>
     public double? BranchEmaDecay { get; init; }
+    /// <summary>EDM: mean of ln σ of the training noise levels (null: EDM's −1.2).</summary>
+    public double? PMean { get; init; }
+    /// <summary>EDM: standard deviation of ln σ of the training noise levels (null: EDM's 1.2).</summary>
+    public double? PStd { get; init; }
+    /// <summary>Probability that a training label is replaced by the null label, which guidance needs (null: 0.1).</summary>
+    public double? LabelDropout { get; init; }
+    /// <summary>Pixels by which half of the training images are rolled, so the model knows the images of the sampler's shift (null: 0).</summary>
+    public int? TrainShift { get; init; }
     /// <summary>Gradient clipping (0 = none).</summary>
     public double GradClip { get; init; }
     /// <summary>Seed of initialisation, data order and every draw.</summary>
@@ -82,6 +90,10 @@ public sealed record TrainSettings
         var method = MethodOptions.For(Method);
         if (MaskRatio is { } r) method = method with { MaskRatio = r };
         if (BranchEmaDecay is { } m) method = method with { BranchEmaDecay = m };
+        if (PMean is { } pMean) method = method with { PMean = pMean };
+        if (PStd is { } pStd) method = method with { PStd = pStd };
+        if (LabelDropout is { } dropout) method = method with { LabelDropout = dropout };
+        if (TrainShift is { } trainShift) method = method with { ShiftAugmentation = trainShift };
         return new McDit.MLNet.Trainers.McDitTrainer.Options
         {
             ImageColumnName = Vae is null ? "Image" : "Latent", LabelColumnName = "Label", LatentDecoderPath = Vae,
@@ -128,6 +140,10 @@ public sealed record TrainSettings
         Require(Enum.IsDefined(LrDecay), "lr-decay", LrDecay, "Constant or Cosine");
         Require(BranchEmaDecay is null || (BranchEmaDecay >= 0 && BranchEmaDecay <= 1), "branch-ema-decay", BranchEmaDecay!, "a value in [0, 1]");
         Require(BranchEmaDecay is null || Method == TrainingMethod.McDiT, "branch-ema-decay", BranchEmaDecay!, "no value: only MC-DiT has EMA branches");
+        Require(PMean is null || (double.IsFinite(PMean.Value) && Math.Abs(PMean.Value) <= 20), "p-mean", PMean!, "a finite ln σ in [-20, 20], e.g. -1.2");
+        Require(PStd is null || (PStd > 0 && PStd <= 20), "p-std", PStd!, "a spread of ln σ in (0, 20], e.g. 1.2");
+        Require(LabelDropout is null || (LabelDropout >= 0 && LabelDropout <= 1), "label-dropout", LabelDropout!, "a probability in [0, 1] (0 leaves no unconditional model for guidance)");
+        Require(TrainShift is null || (TrainShift >= 0 && TrainShift <= 64), "train-shift", TrainShift!, "0..64 pixels (half the patch size, or 0)");
         Require(GradClip >= 0 && double.IsFinite(GradClip), "grad-clip", GradClip, "a finite value ≥ 0 (0: no clipping)");
         Require(TorchBackend.IsDeviceName(Device), "device", Device ?? "null", "cpu, cuda, cuda:N or auto");
         Require(SampleEvery >= 0, "sample-every", SampleEvery, "≥ 0");

@@ -47,6 +47,13 @@ public sealed class TrainingSession
     public TimeSpan StepDelay { get; init; }
 
     /// <summary>
+    /// A step after which the run waits (up to a minute) until it is interrupted, so that a test's signal lands exactly
+    /// there however loaded the machine is (the environment variable <c>MCDIT_TEST_PAUSE_AT_STEP</c> sets it for
+    /// <c>mcdit train</c>); null otherwise.
+    /// </summary>
+    public long? PauseAtStep { get; init; }
+
+    /// <summary>
     /// Whether a finished run samples its own final grid (samples/final.png). <c>mcdit demo</c> turns it off and draws the grid
     /// from the samples its evaluation generates anyway, which saves a second round of sampling.
     /// </summary>
@@ -211,6 +218,7 @@ public sealed class TrainingSession
             metrics?.Add(step); // the trainer calls back on rank 0 only
             progress!.Report(step.Step, step.Loss.Total);
             if (StepDelay > TimeSpan.Zero) Thread.Sleep(StepDelay);
+            if (step.Step == PauseAtStep) cancel.WaitHandle.WaitOne(TimeSpan.FromMinutes(1));
             // Intermediate grids show pixel-space samples; a latent run's grid is decoded once, at the end.
             if (settings.Vae is null && settings.SampleEvery > 0 && step.Step % settings.SampleEvery == 0 && step.Step < step.TotalSteps)
                 grid = WriteGrid(step, settings, sampler, folder.SamplesFor(step.Step));

@@ -38,7 +38,12 @@ public sealed class DiffusionObjective
     private readonly Scalar _maeLossWeight, _noisyBranchWeight, _cleanBranchWeight;
 
     /// <summary>Random draws of one loss evaluation (all from the caller's generator, so runs are reproducible).</summary>
-    public sealed record Draws(Tensor Sigma, Tensor Noise, Tensor? Labels, PatchMask? Mask)
+    /// <param name="Sigma">Noise level per row [N].</param>
+    /// <param name="Noise">ε, shaped like the images.</param>
+    /// <param name="Labels">The labels after label dropout, or null.</param>
+    /// <param name="Mask">The patch mask, or null without masking.</param>
+    /// <param name="Shifted">Which rows see their image rolled by <see cref="MethodOptions.ShiftAugmentation"/> (bool [N]), or null.</param>
+    public sealed record Draws(Tensor Sigma, Tensor Noise, Tensor? Labels, PatchMask? Mask, Tensor? Shifted = null)
     {
         /// <summary>
         /// The draws of rows [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>): views of σ, ε and
@@ -50,7 +55,7 @@ public sealed class DiffusionObjective
             if (Mask is not null)
                 using (var rows = torch.arange(start, start + count, dtype: ScalarType.Int64, device: Mask.Mask.device))
                     mask = Mask.SelectRows(rows);
-            return new RowDraws(new Draws(Sigma.narrow(0, start, count), Noise.narrow(0, start, count), Labels?.narrow(0, start, count), mask));
+            return new RowDraws(new Draws(Sigma.narrow(0, start, count), Noise.narrow(0, start, count), Labels?.narrow(0, start, count), mask, Shifted?.narrow(0, start, count)));
         }
     }
 
@@ -93,7 +98,9 @@ public sealed class DiffusionObjective
             : null;
         if (mask is not null && rows is not null)
             using (var whole = mask) mask = whole.SelectRows(rows);
-        return new Draws(sigma, noise, dropped, mask);
+        // Drawn last, and only when asked for, so runs without the augmentation draw exactly what they always drew.
+        var shifted = Options.ShiftAugmentation > 0 ? Mine(torch.rand(n, generator: generator).lt(0.5).to(device)) : null;
+        return new Draws(sigma, noise, dropped, mask, shifted);
     }
 
     /// <summary>
@@ -107,6 +114,8 @@ public sealed class DiffusionObjective
         var o = Options;
         int p = model.Config.PatchSize, channels = model.Config.InChannels;
         var computeType = model.parameters().First().dtype;
+        if (draws.Shifted is { } shifted)
+            x0 = where(shifted.reshape(-1, 1, 1, 1), x0.roll(new long[] { o.ShiftAugmentation, o.ShiftAugmentation }, new long[] { -2, -1 }), x0);
         var sigma = draws.Sigma.reshape(-1, 1, 1, 1);
         var xNoisy = x0.Plus(draws.Noise * sigma);
         var weight = _edm.LossWeight(sigma);

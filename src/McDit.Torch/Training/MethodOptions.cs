@@ -32,6 +32,13 @@ public sealed record MethodOptions
     /// <summary>MC-DiT: weight β of the clean branch loss.</summary>
     public double CleanBranchWeight { get; init; } = 0.1;
 
+    /// <summary>
+    /// Pixels by which half of the training images (drawn per row) are rolled along both axes; 0: none. Trains the model
+    /// on the images the sampler's <see cref="Diffusion.SamplerOptions.AlternatingShift"/> shows it, so that a patch
+    /// model can be sampled with its patch borders moving at every step.
+    /// </summary>
+    public int ShiftAugmentation { get; init; }
+
     /// <summary>EDM: mean of ln σ during training.</summary>
     public double PMean { get; init; } = -1.2;
     /// <summary>EDM: standard deviation of ln σ during training.</summary>
@@ -79,6 +86,7 @@ public sealed record MethodOptions
         Require(BranchEmaDecay >= 0 && BranchEmaDecay <= 1, nameof(BranchEmaDecay), BranchEmaDecay, "a value in [0, 1]");
         Require(NoisyBranchWeight >= 0 && double.IsFinite(NoisyBranchWeight), nameof(NoisyBranchWeight), NoisyBranchWeight, "a finite value ≥ 0");
         Require(CleanBranchWeight >= 0 && double.IsFinite(CleanBranchWeight), nameof(CleanBranchWeight), CleanBranchWeight, "a finite value ≥ 0");
+        Require(ShiftAugmentation >= 0 && ShiftAugmentation <= 64, nameof(ShiftAugmentation), ShiftAugmentation, "0..64 pixels (half the patch size, or 0)");
         Require(double.IsFinite(PMean) && Math.Abs(PMean) <= 20, nameof(PMean), PMean, "a finite value in [-20, 20] (ln σ)");
         Require(PStd > 0 && PStd <= 20, nameof(PStd), PStd, "a value in (0, 20]");
         Require(SigmaData > 0 && double.IsFinite(SigmaData), nameof(SigmaData), SigmaData, "a finite value > 0");

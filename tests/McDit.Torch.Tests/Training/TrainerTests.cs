@@ -53,6 +53,37 @@ public class TrainerTests
         images.Dispose(); labels.Dispose();
     }
 
+    [Fact]
+    public void ShiftAugmentationRollsTheDrawnRowsAndLeavesTheOtherDrawsAsTheyWere()
+    {
+        var (images, labels) = TinySetup.Data(8);
+        var method = MethodOptions.For(TrainingMethod.McDiT);
+        using var trainer = new DiffusionTrainer(TinySetup.Backbone(), TinySetup.Options(method));
+        var plain = new DiffusionObjective(method);
+        var shifting = new DiffusionObjective(method with { ShiftAugmentation = 2 });
+        using var g1 = new Generator(7, torch.CPU);
+        using var g2 = new Generator(7, torch.CPU);
+        var a = plain.Draw(trainer.Model, images, labels, g1);
+        var b = shifting.Draw(trainer.Model, images, labels, g2);
+        Assert.Null(a.Shifted);
+        // The flags are drawn after everything else: σ, ε, labels and mask are those of a run without the augmentation.
+        Assert.True(a.Sigma.eq(b.Sigma).all().item<bool>() && a.Noise.eq(b.Noise).all().item<bool>() && a.Labels!.eq(b.Labels!).all().item<bool>());
+        Assert.True(a.Mask!.Mask.eq(b.Mask!.Mask).all().item<bool>());
+        Assert.Equal(new long[] { 8 }, b.Shifted!.shape);
+
+        // A shifted row's loss is the loss of its image rolled by 2 pixels; an unshifted row's is unchanged.
+        using var _ = no_grad();
+        var allShifted = b with { Shifted = torch.ones(8, dtype: ScalarType.Bool) };
+        var noneShifted = b with { Shifted = torch.zeros(8, dtype: ScalarType.Bool) };
+        var rolled = images.roll(new long[] { 2, 2 }, new long[] { -2, -1 });
+        var expected = plain.Loss(trainer.Model, rolled, a).PerSample;
+        Assert.True(torch.allclose(shifting.Loss(trainer.Model, images, allShifted).PerSample, expected, rtol: 1e-5, atol: 1e-6));
+        Assert.True(torch.allclose(shifting.Loss(trainer.Model, images, noneShifted).PerSample, plain.Loss(trainer.Model, images, a).PerSample, rtol: 1e-5, atol: 1e-6));
+        Assert.False(torch.allclose(expected, plain.Loss(trainer.Model, images, a).PerSample, rtol: 1e-3, atol: 1e-4));
+        a.Mask.Dispose(); b.Mask.Dispose();
+        images.Dispose(); labels.Dispose();
+    }
+
     [Theory]
     [MemberData(nameof(TinySetup.AllMethods), MemberType = typeof(TinySetup))]
     public void EveryMethodDrivesItsLossDownOnATinyBatch(string name, MethodOptions method)
