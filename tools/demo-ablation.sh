@@ -16,10 +16,10 @@ out=runs/ablation; mkdir -p $out
 start=$(date +%s)
 [ "${TRAINED:-0}" = 1 ] || $MCDIT --threads $THREADS train --data embedded --method McDiT --model Tiny/4 --batch-size 32 --lr 2e-3 --sample-every 0 --checkpoint-every 0 \
   --device cpu --grid-columns 10 --guidance 3 --out $out/$name "$@" > $out/$name.train.log 2>&1
-seconds=$(( $(date +%s) - start ))
+trained="train $(( $(date +%s) - start )) s"; [ "${TRAINED:-0}" = 1 ] && trained="trained before"
 for g in ${guidances//,/ }; do
   images=$out/$name-png-g$g-s$sampler_steps${SAMPLE_ARGS:+-$(echo "$SAMPLE_ARGS" | tr -c 'a-z0-9.\n' '_')}
   $MCDIT --threads $THREADS sample --from $out/$name --format png --per-class $PER_CLASS --guidance $g --seed 0 --steps $sampler_steps --out $images --device cpu ${SAMPLE_ARGS:-} > $images.sample.log 2>&1
   $MCDIT --threads $THREADS evaluate --images $images --from $out/$name --device cpu > $images.eval.log 2>&1
-  echo "$name $* | ${SAMPLE_ARGS:+$SAMPLE_ARGS, }guidance $g, $sampler_steps steps | train ${seconds} s | $(grep -E 'FD-ResNet18|class acc|per class' $images.eval.log | tr -s ' ' | tr '\n' ' ') | $(python3 tools/patch_grid.py --patch 4 $images)" | tee -a $out/results.txt
+  echo "$name $* | ${SAMPLE_ARGS:+$SAMPLE_ARGS, }guidance $g, $sampler_steps steps | $trained | $(grep -E 'FD-ResNet18|class acc|per class' $images.eval.log | tr -s ' ' | tr '\n' ' ') | $(python3 tools/patch_grid.py --patch 4 $images)" | tee -a $out/results.txt
 done
