@@ -155,6 +155,9 @@ public sealed class RunFolderTests : IDisposable
         Assert.Equal(0.28, run.LoadSettings().GuidanceSigmaMin); // the demo guides above σ = 0.28 only
         var model = McDit.Cli.Runs.ModelSource.Load(new Microsoft.ML.MLContext(0), folder, "cpu", out _);
         Assert.Equal((0.28, double.PositiveInfinity), model.GuidanceInterval); // kept in model.zip
+        var saved = run.LoadSettings(); // trained on shifted images and lower noise levels, sampled with the alternating shift
+        Assert.Equal((-0.8, 2, 2), (saved.PMean, saved.TrainShift, saved.SamplerShift));
+        Assert.Equal(2, model.AlternatingShift);
         Assert.True(File.Exists(Path.Combine(run.SamplesFolder, "final.png")));
         Assert.True(File.Exists(run.LossCurveFile));
         Assert.Contains("one row per class", output);

@@ -82,7 +82,7 @@ public static class EdmSampler
                 // model's borders fall in different places from one evaluation to the next.
                 int shift = options.AlternatingShift > 0 && sigma <= options.AlternatingShiftSigmaMax && evaluation++ % 2 == 1
                     ? options.AlternatingShift : 0;
-                if (shift != 0) x32 = x32.roll(new long[] { shift, shift }, new long[] { -2, -1 });
+                x32 = ImageShift.Roll(x32, shift);
                 Tensor d;
                 if (options.GuidesAt(sigma))
                 {
@@ -99,7 +99,7 @@ public static class EdmSampler
                     // Outside the guidance interval only the conditional half of the labels is used.
                     d = Call(denoiser, x32, s, y is not null && options.UsesGuidance ? y[..(int)n] : y);
                 }
-                if (shift != 0) d = d.roll(new long[] { -shift, -shift }, new long[] { -2, -1 });
+                d = ImageShift.Roll(d, -shift);
                 return d.to(ScalarType.Float64).MoveToOuterDisposeScope();
             }
 

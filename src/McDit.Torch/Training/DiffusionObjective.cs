@@ -115,7 +115,7 @@ public sealed class DiffusionObjective
         int p = model.Config.PatchSize, channels = model.Config.InChannels;
         var computeType = model.parameters().First().dtype;
         if (draws.Shifted is { } shifted)
-            x0 = where(shifted.reshape(-1, 1, 1, 1), x0.roll(new long[] { o.ShiftAugmentation, o.ShiftAugmentation }, new long[] { -2, -1 }), x0);
+            x0 = where(shifted.reshape(-1, 1, 1, 1), ImageShift.Roll(x0, o.ShiftAugmentation), x0);
         var sigma = draws.Sigma.reshape(-1, 1, 1, 1);
         var xNoisy = x0.Plus(draws.Noise * sigma);
         var weight = _edm.LossWeight(sigma);
