@@ -194,6 +194,16 @@ public sealed class RunFolderTests : IDisposable
         Assert.Equal(0.5, smoothed[^1], 12);
     }
 
+    [Fact]
+    public void TheSmoothedLossOfAFallingLineDoesNotLagAboveIt()
+    {
+        var ramp = Enumerable.Range(0, 1000).Select(i => 3.0 - 0.002 * i).ToArray();
+        var smoothed = McDit.MLNet.Imaging.LossSmoothing.Smooth(ramp);
+        for (int i = 20; i < 980; i++) Assert.Equal(ramp[i], smoothed[i], 9); // centred: the mean of a line is on the line
+        var noisy = ramp.Select((v, i) => v + (i % 2 == 0 ? 0.3 : -0.3)).ToArray();
+        Assert.InRange(McDit.MLNet.Imaging.LossSmoothing.Smooth(noisy)[500], ramp[500] - 0.02, ramp[500] + 0.02);
+    }
+
     [Theory]
     [InlineData(1020, 320)] // the default: 320 masked + 700 unmasking-tuning steps
     [InlineData(2040, 640)]
