@@ -93,9 +93,9 @@ public sealed class RunFolderTests : IDisposable
     [Fact]
     public void TheNoiseLevelLabelDropoutAndShiftOptionsReachTheObjectiveAndTheirDefaultsLeaveItAsItWas()
     {
-        var given = new TrainSettings { PMean = -0.8, PStd = 1.0, LabelDropout = 0.05, TrainShift = 2 }.Validated().ToTrainerOptions().MethodOptions;
+        var given = new TrainSettings { PMean = -0.8, PStd = 1.0, LabelDropout = 0.05, TrainShift = 2 }.Validated().ToTrainerOptions().MethodOptions!;
         Assert.Equal((-0.8, 1.0, 0.05, 2), (given.PMean, given.PStd, given.LabelDropout, given.ShiftAugmentation));
-        var defaults = new TrainSettings().Validated().ToTrainerOptions().MethodOptions;
+        var defaults = new TrainSettings().Validated().ToTrainerOptions().MethodOptions!;
         Assert.Equal(McDit.Torch.Training.MethodOptions.For(McDit.Torch.Training.TrainingMethod.McDiT), defaults);
     }
 
@@ -151,12 +151,13 @@ public sealed class RunFolderTests : IDisposable
         var (exit, output, error) = CliRunner.Run("demo", "--out", folder, "--steps", "2", "--fd-samples", "0", "--device", "cpu");
         Assert.True(exit == 0, error);
         var run = new RunFolder(folder);
-        Assert.Equal(McDit.Torch.Training.TrainingMethod.McDiT, run.LoadSettings().Method);
-        Assert.Equal(0.28, run.LoadSettings().GuidanceSigmaMin); // the demo guides above σ = 0.28 only
+        var saved = run.LoadSettings();
+        Assert.Equal(McDit.Torch.Training.TrainingMethod.McDiT, saved.Method);
+        Assert.Equal(0.28, saved.GuidanceSigmaMin); // the demo guides above σ = 0.28 only
+        // Trained on shifted images and lower noise levels, sampled with the alternating shift.
+        Assert.Equal((-0.8, 2, 2), (saved.PMean, saved.TrainShift, saved.SamplerShift));
         var model = McDit.Cli.Runs.ModelSource.Load(new Microsoft.ML.MLContext(0), folder, "cpu", out _);
         Assert.Equal((0.28, double.PositiveInfinity), model.GuidanceInterval); // kept in model.zip
-        var saved = run.LoadSettings(); // trained on shifted images and lower noise levels, sampled with the alternating shift
-        Assert.Equal((-0.8, 2, 2), (saved.PMean, saved.TrainShift, saved.SamplerShift));
         Assert.Equal(2, model.AlternatingShift);
         Assert.True(File.Exists(Path.Combine(run.SamplesFolder, "final.png")));
         Assert.True(File.Exists(run.LossCurveFile));

@@ -85,7 +85,21 @@ public sealed record TrainSettings
     public long TotalSteps => Steps + UnmaskSteps;
 
     /// <summary>The ML.NET trainer options these settings stand for (columns as McDit's loaders name them).</summary>
-    public McDit.MLNet.Trainers.McDitTrainer.Options ToTrainerOptions()
+    public McDit.MLNet.Trainers.McDitTrainer.Options ToTrainerOptions() => new()
+    {
+        ImageColumnName = Vae is null ? "Image" : "Latent", LabelColumnName = "Label", LatentDecoderPath = Vae,
+        Model = Model, OutputConvolution = OutputConv, OutputOverlap = OutputOverlap, Method = Method, MethodOptions = ToMethodOptions(),
+        NumberOfSteps = checked((int)Steps), UnmaskTuningSteps = checked((int)UnmaskSteps),
+        BatchSize = BatchSize, LearningRate = LearningRate, EmaDecay = EmaDecay, GradientClipNorm = GradClip,
+        LearningRateWarmupSteps = checked((int)LrWarmup), LearningRateDecay = LrDecay,
+        Seed = unchecked((int)Seed), Device = Device, Precision = Precision,
+        SamplingSteps = SamplerSteps, Solver = Solver, GuidanceScale = Guidance, GenerationSeed = Seed,
+        GuidanceSigmaMin = GuidanceSigmaMin, GuidanceSigmaMax = GuidanceSigmaMax ?? double.PositiveInfinity,
+        AlternatingShift = SamplerShift, AlternatingShiftSigmaMax = SamplerShiftBelow ?? double.PositiveInfinity,
+    };
+
+    /// <summary>The method's defaults with the options given on the command line.</summary>
+    private MethodOptions ToMethodOptions()
     {
         var method = MethodOptions.For(Method);
         if (MaskRatio is { } r) method = method with { MaskRatio = r };
@@ -94,19 +108,16 @@ public sealed record TrainSettings
         if (PStd is { } pStd) method = method with { PStd = pStd };
         if (LabelDropout is { } dropout) method = method with { LabelDropout = dropout };
         if (TrainShift is { } trainShift) method = method with { ShiftAugmentation = trainShift };
-        return new McDit.MLNet.Trainers.McDitTrainer.Options
-        {
-            ImageColumnName = Vae is null ? "Image" : "Latent", LabelColumnName = "Label", LatentDecoderPath = Vae,
-            Model = Model, OutputConvolution = OutputConv, OutputOverlap = OutputOverlap, Method = Method, MethodOptions = method,
-            NumberOfSteps = checked((int)Steps), UnmaskTuningSteps = checked((int)UnmaskSteps),
-            BatchSize = BatchSize, LearningRate = LearningRate, EmaDecay = EmaDecay, GradientClipNorm = GradClip,
-            LearningRateWarmupSteps = checked((int)LrWarmup), LearningRateDecay = LrDecay,
-            Seed = unchecked((int)Seed), Device = Device, Precision = Precision,
-            SamplingSteps = SamplerSteps, Solver = Solver, GuidanceScale = Guidance, GenerationSeed = Seed,
-            GuidanceSigmaMin = GuidanceSigmaMin, GuidanceSigmaMax = GuidanceSigmaMax ?? double.PositiveInfinity,
-            AlternatingShift = SamplerShift, AlternatingShiftSigmaMax = SamplerShiftBelow ?? double.PositiveInfinity,
-        };
+        return method;
     }
+
+    /// <summary>The command-line flag of each <see cref="MethodOptions"/> property these settings set.</summary>
+    private static readonly Dictionary<string, string> MethodOptionFlags = new()
+    {
+        [nameof(MethodOptions.MaskRatio)] = "mask-ratio", [nameof(MethodOptions.BranchEmaDecay)] = "branch-ema-decay",
+        [nameof(MethodOptions.PMean)] = "p-mean", [nameof(MethodOptions.PStd)] = "p-std",
+        [nameof(MethodOptions.LabelDropout)] = "label-dropout", [nameof(MethodOptions.ShiftAugmentation)] = "train-shift",
+    };
 
     /// <summary>The sampler of the run's grids and evaluations.</summary>
     public SamplerOptions ToSamplerOptions() => new()
@@ -138,12 +149,7 @@ public sealed record TrainSettings
         Require(EmaDecay >= 0 && EmaDecay <= 1, "ema-decay", EmaDecay, "a value in [0, 1]");
         Require(LrWarmup >= 0 && LrWarmup <= int.MaxValue, "lr-warmup", LrWarmup, "0 or more warm-up steps");
         Require(Enum.IsDefined(LrDecay), "lr-decay", LrDecay, "Constant or Cosine");
-        Require(BranchEmaDecay is null || (BranchEmaDecay >= 0 && BranchEmaDecay <= 1), "branch-ema-decay", BranchEmaDecay!, "a value in [0, 1]");
         Require(BranchEmaDecay is null || Method == TrainingMethod.McDiT, "branch-ema-decay", BranchEmaDecay!, "no value: only MC-DiT has EMA branches");
-        Require(PMean is null || (double.IsFinite(PMean.Value) && Math.Abs(PMean.Value) <= 20), "p-mean", PMean!, "a finite ln σ in [-20, 20], e.g. -1.2");
-        Require(PStd is null || (PStd > 0 && PStd <= 20), "p-std", PStd!, "a spread of ln σ in (0, 20], e.g. 1.2");
-        Require(LabelDropout is null || (LabelDropout >= 0 && LabelDropout <= 1), "label-dropout", LabelDropout!, "a probability in [0, 1] (0 leaves no unconditional model for guidance)");
-        Require(TrainShift is null || (TrainShift >= 0 && TrainShift <= 64), "train-shift", TrainShift!, "0..64 pixels (half the patch size, or 0)");
         Require(GradClip >= 0 && double.IsFinite(GradClip), "grad-clip", GradClip, "a finite value ≥ 0 (0: no clipping)");
         Require(TorchBackend.IsDeviceName(Device), "device", Device ?? "null", "cpu, cuda, cuda:N or auto");
         Require(SampleEvery >= 0, "sample-every", SampleEvery, "≥ 0");
@@ -160,8 +166,8 @@ public sealed record TrainSettings
         Require(FdEvery >= 0, "fd-every", FdEvery, "≥ 0 (0: no FD during training)");
         Require(FdEvery == 0 || FdSamples >= 2, "fd-samples", FdSamples, "at least 2");
         Require(Vae is null || File.Exists(Vae) || Directory.Exists(Vae), "vae", Vae!, "a diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors) or a .safetensors file; sd-vae-ft-mse is on the Hugging Face Hub (stabilityai/sd-vae-ft-mse)");
-        Require(MaskRatio is null || (MaskRatio >= 0 && MaskRatio < 1), "mask-ratio", MaskRatio!, "a value in [0, 1)");
-        Require(Method != TrainingMethod.DiT || MaskRatio is null or 0, "mask-ratio", MaskRatio!, "0 for DiT (it has no decoder to fill masked tokens)");
+        // The objective's own bounds (one table for the library and the command line), worded with the flag.
+        ToMethodOptions().Validated((name, value) => MethodOptionFlags.TryGetValue(name, out var flag) ? $"--{flag} {value}" : $"Training option {name} = {value}");
         return this;
     }
 }

@@ -69,11 +69,19 @@ public sealed record MethodOptions
     public MethodOptions ForUnmaskTuning() => this with { MaskRatio = 0, MaeLossWeight = 0, NoisyBranch = false, CleanBranch = false };
 
     /// <summary>Checks every value and returns the options; throws naming the option otherwise.</summary>
-    public MethodOptions Validated()
+    public MethodOptions Validated() => Validated((name, value) => $"Training option {name} = {value}");
+
+    /// <summary>
+    /// Checks every value and returns the options; otherwise throws an <see cref="ArgumentException"/> whose
+    /// <see cref="ArgumentException.ParamName"/> is the property and whose message starts with <paramref name="describe"/>'s
+    /// wording of the property and its value (a command line names its flag there, e.g. "--p-mean 50").
+    /// </summary>
+    public MethodOptions Validated(Func<string, object, string> describe)
     {
-        static void Require(bool ok, string name, object value, string expected)
+        ArgumentNullException.ThrowIfNull(describe);
+        void Require(bool ok, string name, object value, string expected)
         {
-            if (!ok) throw new ArgumentException($"Training option {name} = {value} is invalid: expected {expected}.", name);
+            if (!ok) throw new ArgumentException($"{describe(name, value)} is invalid: expected {expected}.", name);
         }
         Require(Enum.IsDefined(Method), nameof(Method), Method, "DiT, MaskDiT or McDiT");
         Require(Enum.IsDefined(CleanInto), nameof(CleanInto), CleanInto, "Decoder or Encoder");
@@ -82,13 +90,13 @@ public sealed record MethodOptions
         Require(MaskRatio >= 0 && MaskRatio < 1, nameof(MaskRatio), MaskRatio, "a value in [0, 1)");
         Require(Method != TrainingMethod.DiT || MaskRatio == 0, nameof(MaskRatio), MaskRatio, "0 for DiT (it has no decoder to fill masked tokens)");
         Require(MaeLossWeight >= 0 && double.IsFinite(MaeLossWeight), nameof(MaeLossWeight), MaeLossWeight, "a finite value ≥ 0");
-        Require(LabelDropout >= 0 && LabelDropout <= 1, nameof(LabelDropout), LabelDropout, "a probability in [0, 1]");
+        Require(LabelDropout >= 0 && LabelDropout <= 1, nameof(LabelDropout), LabelDropout, "a probability in [0, 1] (0 leaves no unconditional model for guidance)");
         Require(BranchEmaDecay >= 0 && BranchEmaDecay <= 1, nameof(BranchEmaDecay), BranchEmaDecay, "a value in [0, 1]");
         Require(NoisyBranchWeight >= 0 && double.IsFinite(NoisyBranchWeight), nameof(NoisyBranchWeight), NoisyBranchWeight, "a finite value ≥ 0");
         Require(CleanBranchWeight >= 0 && double.IsFinite(CleanBranchWeight), nameof(CleanBranchWeight), CleanBranchWeight, "a finite value ≥ 0");
         Require(ShiftAugmentation >= 0 && ShiftAugmentation <= 64, nameof(ShiftAugmentation), ShiftAugmentation, "0..64 pixels (half the patch size, or 0)");
-        Require(double.IsFinite(PMean) && Math.Abs(PMean) <= 20, nameof(PMean), PMean, "a finite value in [-20, 20] (ln σ)");
-        Require(PStd > 0 && PStd <= 20, nameof(PStd), PStd, "a value in (0, 20]");
+        Require(double.IsFinite(PMean) && Math.Abs(PMean) <= 20, nameof(PMean), PMean, "a finite ln σ in [-20, 20], e.g. -1.2");
+        Require(PStd > 0 && PStd <= 20, nameof(PStd), PStd, "a spread of ln σ in (0, 20], e.g. 1.2");
         Require(SigmaData > 0 && double.IsFinite(SigmaData), nameof(SigmaData), SigmaData, "a finite value > 0");
         Require(CleanSigma > 0 && double.IsFinite(CleanSigma), nameof(CleanSigma), CleanSigma, "a finite value > 0");
         return this;
