@@ -61,9 +61,13 @@ public sealed class FdEvaluation : IDisposable
         var options = new FrechetEvaluationOptions { ReferenceCachePath = cacheFile, Progress = Progress("real images", total) };
         var clock = Stopwatch.StartNew();
         bool cached = File.Exists(cacheFile);
+        // The embedded data's held-out features ship with mcdit: its statistics need no featurisation on a new machine.
+        bool shipped = !cached && ShippedReferences.TryInstall(referenceName, cacheFile);
         _reference = ml.McDit().ComputeFeatureStatistics(reference, "Image", options);
         _out.WriteLine(cached
             ? $"Reference statistics of {referenceName} read from {cacheFile}."
+            : shipped
+            ? $"Reference statistics of {referenceName}: from the ResNet-18 features shipped with mcdit, cached in {cacheFile}."
             : string.Create(CultureInfo.InvariantCulture, $"Reference statistics of {referenceName}: {_reference.Count} images in {clock.Elapsed.TotalSeconds:F0} s, cached in {cacheFile}."));
         if (classifierTraining is not null && reference.Schema.GetColumnOrNull("Label") is not null)
         {
@@ -77,7 +81,7 @@ public sealed class FdEvaluation : IDisposable
             ClassNames = names ?? (classifierTraining as McDit.MLNet.Data.LabeledImageDataView)?.ClassNames;
             _out.WriteLine(trained
                 ? string.Create(CultureInfo.InvariantCulture, $"Class-accuracy classifier: trained on {n} real training images in {clock.Elapsed.TotalSeconds:F0} s (cached); {RealAccuracy.Overall:P1} on the {RealAccuracy.Count} real reference images.")
-                : string.Create(CultureInfo.InvariantCulture, $"Class-accuracy classifier read from the cache; {RealAccuracy.Overall:P1} on the {RealAccuracy.Count} real reference images."));
+                : string.Create(CultureInfo.InvariantCulture, $"Class-accuracy classifier read from the cache (the embedded data's ships with McDit); {RealAccuracy.Overall:P1} on the {RealAccuracy.Count} real reference images."));
         }
     }
 
@@ -91,7 +95,7 @@ public sealed class FdEvaluation : IDisposable
     }
 
     /// <summary>Images [N, C, H, W] in [-1, 1], labels [N] and class names of a McDit data view.</summary>
-    static (Tensor Images, Tensor Labels, IReadOnlyList<string>? Names) ReadLabeled(IDataView view)
+    internal static (Tensor Images, Tensor Labels, IReadOnlyList<string>? Names) ReadLabeled(IDataView view)
     {
         var pixels = view.GetColumn<float[]>("Image").ToArray();
         var labels = view.GetColumn<uint>("Label").Select(k => (long)k - 1).ToArray();

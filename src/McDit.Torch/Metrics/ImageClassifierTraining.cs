@@ -99,7 +99,8 @@ public static class ImageClassifierTraining
 
     /// <summary>
     /// The classifier cached in <paramref name="cachePath"/> when it exists and was trained on the same images, labels
-    /// and options (its fingerprint matches); otherwise trains one and saves it there (replacing a stale file).
+    /// and options (its fingerprint matches); otherwise the one McDit ships for that fingerprint (<see cref="LoadShipped"/>,
+    /// the embedded data's), or else trains one; either is saved there (replacing a stale file).
     /// </summary>
     /// <param name="cachePath">The classifier file; null for <see cref="DefaultCachePath"/> of the fingerprint.</param>
     /// <param name="images">Training images [N, C, H, W] in [-1, 1].</param>
@@ -131,11 +132,58 @@ public static class ImageClassifierTraining
                 // A damaged or foreign file is replaced below.
             }
         }
-        var classifier = Train(images, labels, numClasses, options);
-        classifier.Provenance = new Dictionary<string, string>(classifier.Provenance) { ["fingerprint"] = fingerprint };
+        if (LoadShipped(fingerprint) is { } shipped)
+        {
+            shipped.Save(cachePath);
+            trained = false;
+            return shipped;
+        }
+        var classifier = TrainFingerprinted(images, labels, numClasses, options);
         classifier.Save(cachePath);
         trained = true;
         return classifier;
+    }
+
+    /// <summary>
+    /// Trains a classifier (<see cref="Train"/>) and records the <see cref="Fingerprint"/> of its images, labels and options
+    /// in its provenance, as the cache and the shipped classifier carry it.
+    /// </summary>
+    public static ImageClassifier TrainFingerprinted(Tensor images, Tensor labels, int numClasses, ImageClassifierOptions? options = null)
+    {
+        options ??= new ImageClassifierOptions();
+        var classifier = Train(images, labels, numClasses, options);
+        classifier.Provenance = new Dictionary<string, string>(classifier.Provenance) { ["fingerprint"] = Fingerprint(images, labels, numClasses, options) };
+        return classifier;
+    }
+
+    /// <summary>
+    /// The manifest resource of the classifier shipped for a fingerprint: McDit carries the one of the embedded
+    /// Fashion-MNIST training images (as the command line reads them, default options), so that a first evaluation on
+    /// a new machine does not train it (about 8 s of two CPU cores).
+    /// </summary>
+    public static string ShippedResourceName(string fingerprint) => "McDit.Torch.Data.Embedded." + ShippedFileName(fingerprint);
+
+    /// <summary>The file name of a shipped classifier in src/McDit.Torch/Data/Embedded (the build embeds every <c>classifier-*.safetensors</c> there).</summary>
+    public static string ShippedFileName(string fingerprint) => $"classifier-{fingerprint[..Math.Min(16, fingerprint.Length)]}.safetensors";
+
+    /// <summary>The shipped classifier of this fingerprint, or null when McDit carries none (its own fingerprint must match in full).</summary>
+    public static ImageClassifier? LoadShipped(string fingerprint)
+    {
+        using var stream = typeof(ImageClassifierTraining).Assembly.GetManifestResourceStream(ShippedResourceName(fingerprint));
+        if (stream is null) return null;
+        var temporary = Path.Combine(Path.GetTempPath(), $"mcdit-shipped-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            using (var file = File.Create(temporary)) stream.CopyTo(file);
+            var shipped = ImageClassifier.Load(temporary);
+            if (shipped.Provenance.TryGetValue("fingerprint", out var f) && f == fingerprint) return shipped;
+            shipped.Dispose();
+            return null;
+        }
+        finally
+        {
+            File.Delete(temporary);
+        }
     }
 
     /// <summary>A hex SHA-256 of the images (as float32), the labels, the class count and the options.</summary>
