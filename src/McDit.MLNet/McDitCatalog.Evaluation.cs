@@ -115,8 +115,9 @@ public sealed partial class McDitCatalog
 
     /// <summary>
     /// The classifier of the class-accuracy metric for these real training images: read from the per-user cache when
-    /// one was trained on the same images, labels and options, otherwise trained (deterministically, on the CPU; about
-    /// 15–40 s for 6,000 28×28 images on one thread) and cached. The caller disposes it.
+    /// one was trained on the same images, labels and options, else the one McDit ships for the embedded Fashion-MNIST
+    /// training images when these are they, otherwise trained (deterministically, on the CPU; about 8–40 s for 6,000
+    /// 28×28 images) and cached. The caller disposes it.
     /// </summary>
     /// <param name="training">Real training images with their classes.</param>
     /// <param name="imageColumnName">A known-size Single vector column [C, H, W] or [H, W] in [0, 1].</param>
