@@ -56,8 +56,7 @@ public static partial class ShippedReferences
         if (n < 2 || n > features.shape[0]) return false;
         using var scope = NewDisposeScope();
         using var statistics = GaussianStatistics.FromFeatures(features.slice(0, 0, n, 1), ResNet18FeatureExtractor.ExtractorId);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(cacheFile))!);
-        statistics.Save(cacheFile);
+        statistics.Save(cacheFile); // atomically, creating the folder
         return true;
     }
 

@@ -131,6 +131,22 @@ public sealed class ImageClassifier : nn.Module<Tensor, Tensor>
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"Classifier file '{path}' does not exist.", path);
         using var content = SafeTensors.Load(path);
+        return FromContent(content, path);
+    }
+
+    /// <summary>Loads a classifier saved by <see cref="Save"/> from a stream (a manifest resource, say), on the CPU.</summary>
+    /// <param name="stream">The file's bytes, read from the current position.</param>
+    /// <param name="sourceName">Names the source in errors.</param>
+    /// <exception cref="InvalidDataException">The stream is not a McDit classifier, or a tensor is missing or misshapen.</exception>
+    public static ImageClassifier Load(Stream stream, string sourceName)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var content = SafeTensors.Load(stream, sourceName);
+        return FromContent(content, sourceName);
+    }
+
+    static ImageClassifier FromContent(SafeTensorsContent content, string path)
+    {
         var meta = content.Metadata;
         if (!meta.TryGetValue(FormatKey, out var format) || format != FormatValue)
             throw new InvalidDataException($"'{path}' is not a McDit classifier file: expected metadata {FormatKey}={FormatValue}.");

@@ -138,7 +138,7 @@ public static class ImageClassifierTraining
             trained = false;
             return shipped;
         }
-        var classifier = TrainFingerprinted(images, labels, numClasses, options);
+        var classifier = TrainFingerprinted(images, labels, numClasses, options, fingerprint);
         classifier.Save(cachePath);
         trained = true;
         return classifier;
@@ -151,8 +151,13 @@ public static class ImageClassifierTraining
     public static ImageClassifier TrainFingerprinted(Tensor images, Tensor labels, int numClasses, ImageClassifierOptions? options = null)
     {
         options ??= new ImageClassifierOptions();
+        return TrainFingerprinted(images, labels, numClasses, options, Fingerprint(images, labels, numClasses, options));
+    }
+
+    static ImageClassifier TrainFingerprinted(Tensor images, Tensor labels, int numClasses, ImageClassifierOptions options, string fingerprint)
+    {
         var classifier = Train(images, labels, numClasses, options);
-        classifier.Provenance = new Dictionary<string, string>(classifier.Provenance) { ["fingerprint"] = Fingerprint(images, labels, numClasses, options) };
+        classifier.Provenance = new Dictionary<string, string>(classifier.Provenance) { ["fingerprint"] = fingerprint };
         return classifier;
     }
 
@@ -169,21 +174,13 @@ public static class ImageClassifierTraining
     /// <summary>The shipped classifier of this fingerprint, or null when McDit carries none (its own fingerprint must match in full).</summary>
     public static ImageClassifier? LoadShipped(string fingerprint)
     {
-        using var stream = typeof(ImageClassifierTraining).Assembly.GetManifestResourceStream(ShippedResourceName(fingerprint));
+        var name = ShippedResourceName(fingerprint);
+        using var stream = typeof(ImageClassifierTraining).Assembly.GetManifestResourceStream(name);
         if (stream is null) return null;
-        var temporary = Path.Combine(Path.GetTempPath(), $"mcdit-shipped-{Guid.NewGuid():N}.safetensors");
-        try
-        {
-            using (var file = File.Create(temporary)) stream.CopyTo(file);
-            var shipped = ImageClassifier.Load(temporary);
-            if (shipped.Provenance.TryGetValue("fingerprint", out var f) && f == fingerprint) return shipped;
-            shipped.Dispose();
-            return null;
-        }
-        finally
-        {
-            File.Delete(temporary);
-        }
+        var shipped = ImageClassifier.Load(stream, name);
+        if (shipped.Provenance.TryGetValue("fingerprint", out var f) && f == fingerprint) return shipped;
+        shipped.Dispose();
+        return null;
     }
 
     /// <summary>A hex SHA-256 of the images (as float32), the labels, the class count and the options.</summary>
