@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 /// <summary>
 /// Where a training step's time goes: DiT, MaskDiT and MC-DiT with its parts switched on one at a time (main branch only,
-/// + noisy branch, + clean branch, both), all built in one process and stepped round-robin (one step each per round, so
+/// + noisy branch, + clean branch, both, and both with the clean branch on part of the batch), all built in one process and stepped round-robin (one step each per round, so
 /// every variant sees the same load; wall clock and this process's CPU time, steadier on a shared machine with one thread),
 /// then AdamW's update and the EMA updates timed on their own.
 /// Usage: --breakdown [--model S/2] [--input 32] [--channels 4] [--batch 16] [--classes 1000] [--rounds 5] [--warmup 1]
@@ -35,6 +35,8 @@ static class BreakdownBenchmark
             ("MC-DiT + noisy branch", mc with { CleanBranch = false }),
             ("MC-DiT + clean branch", mc with { NoisyBranch = false }),
             ("MC-DiT (both branches)", mc),
+            ("MC-DiT, clean branch on 1/2 of the batch", mc with { CleanBranchFraction = 0.5 }),
+            ("MC-DiT, clean branch on 1/4 of the batch", mc with { CleanBranchFraction = 0.25 }),
         };
         Console.WriteLine($"Step breakdown: {size}/{patch}, {channels}×{input}×{input}, batch {batch}, {classes} classes, {warmup} warm-up + {rounds} " +
                           $"round-robin rounds, torch threads {torch.get_num_threads()}, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");

@@ -83,6 +83,13 @@ public sealed class CompareCommandTests : IDisposable
         Assert.Equal("MC-DiT target=AllClean scope=DecoderAndEncoder", Assert.Single(target).Name);
         Assert.Equal(BranchScope.DecoderAndEncoder, target[0].Method.BranchScope);
 
+        var fractions = ComparisonVariant.Build(new[] { TrainingMethod.MaskDiT, TrainingMethod.McDiT }, cleanFractions: new[] { 1.0, 0.25 });
+        Assert.Equal(new[] { "MaskDiT", "MC-DiT", "MC-DiT clean-fraction=0.25" }, fractions.Select(a => a.Name));
+        Assert.Equal(0.25, fractions[^1].Method.CleanBranchFraction);
+        var badFraction = CliRunner.Run("compare", "--clean-fraction", "0");
+        Assert.Equal(2, badFraction.Exit);
+        Assert.Contains("--clean-fraction '0' is invalid: expected fractions in (0, 1]", badFraction.Error);
+
         var bad = CliRunner.Run("compare", "--branches", "both,sideways");
         Assert.Equal(2, bad.Exit);
         Assert.Contains("--branches 'sideways' is invalid", bad.Error);

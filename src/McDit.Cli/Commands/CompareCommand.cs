@@ -39,6 +39,7 @@ public static class CompareCommand
         var maskRatios = ListOption("--mask-ratio", "Ablation: mask ratios of the masked arms (MaskDiT, MC-DiT), e.g. 0.25,0.5,0.75 (default: each method's, 0.5).", null, ParseRatio);
         var branches = ListOption("--branches", "Ablation: MC-DiT's EMA branches, any of both, noisy, clean, none (e.g. both,noisy,clean,none).", null, ParseBranches);
         var targets = ListOption("--target", "Ablation: MC-DiT's reconstruction target, any of CleanOnly, AllClean, CleanAndNoisy (the default).", null, ParseTarget);
+        var cleanFractions = ListOption("--clean-fraction", "Ablation: fraction of each batch that passes MC-DiT's clean branch, in (0, 1] (default 1; 0.25 costs about a DiT step).", null, ParseFraction);
         var scopes = ListOption("--branch-scope", "Ablation: what MC-DiT's branches copy, Decoder (the default) or DecoderAndEncoder.", null, ParseScope);
         var model = new Option<string>("--model") { Description = "Backbone preset shared by every arm (MaskDiT and MC-DiT add their decoder).", DefaultValueFactory = _ => demo.Model }.ModelPreset();
         var steps = new Option<long>("--steps") { Description = "Masked pre-training steps (stage 1) of every arm (default 475: half of the demo's ~1,000 steps, so that the masked arms are compared where they differ).", DefaultValueFactory = _ => ComparisonStageSteps }.InRange(1, int.MaxValue, "masked pre-training steps");
@@ -61,9 +62,9 @@ public static class CompareCommand
             "Train DiT, MaskDiT and MC-DiT (and ablations of MC-DiT) on the same data, backbone, batch, learning rate, schedule and seeds;\n" +
             "measure FD-ResNet18 at fixed steps and at equal training time; write a table (markdown, CSV, JSON), curves against steps\n" +
             "and seconds (PNG) and the sample grids side by side. Ablations: --mask-ratio 0.25,0.5,0.75  --branches both,noisy,clean,none\n" +
-            "--target CleanOnly,AllClean,CleanAndNoisy  --branch-scope Decoder,DecoderAndEncoder (cross product; e.g. --methods McDiT --mask-ratio 0.25,0.5,0.75).")
+            "--target CleanOnly,AllClean,CleanAndNoisy  --branch-scope Decoder,DecoderAndEncoder  --clean-fraction 1,0.25 (cross product; e.g. --methods McDiT --mask-ratio 0.25,0.5,0.75).")
         {
-            outDir, data, methods, seeds, maskRatios, branches, targets, scopes, model, steps, unmask, batch, lr, warmup, decay, ema, evalEvery,
+            outDir, data, methods, seeds, maskRatios, branches, targets, scopes, cleanFractions, model, steps, unmask, batch, lr, warmup, decay, ema, evalEvery,
             fdSamples, reference, samplerSteps, guidance, seconds, clock, accuracy, device,
         };
         command.SetAction(parse =>
@@ -86,7 +87,8 @@ public static class CompareCommand
             {
                 Training = settings.ToTrainerOptions(),
                 Variants = ComparisonVariant.Build(Values(parse, methods, ParseMethod)!, Values(parse, maskRatios, ParseRatio),
-                    Values(parse, branches, ParseBranches), Values(parse, targets, ParseTarget), Values(parse, scopes, ParseScope)),
+                    Values(parse, branches, ParseBranches), Values(parse, targets, ParseTarget), Values(parse, scopes, ParseScope),
+                    Values(parse, cleanFractions, ParseFraction)),
                 Seeds = Values(parse, seeds, ParseSeed)!,
                 EvaluateEvery = (int)(parse.GetValue(evalEvery) is > 0 and var e ? e : Math.Max(1, totalSteps / 4)),
                 FdSamples = parse.GetValue(fdSamples),
@@ -124,6 +126,13 @@ public static class CompareCommand
         _ => throw new FormatException($"'{s}' is not a method"),
     };
 
+    static double ParseFraction(string s)
+    {
+        var f = double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
+        if (!(f > 0 && f <= 1)) throw new FormatException($"{s} is not in (0, 1]");
+        return f;
+    }
+
     static double ParseRatio(string s)
     {
         var r = double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
@@ -154,6 +163,7 @@ public static class CompareCommand
                         "--mask-ratio" => "fractions in [0, 1)",
                         "--branches" => "both, noisy, clean or none",
                         "--target" => "CleanOnly, AllClean or CleanAndNoisy",
+                        "--clean-fraction" => "fractions in (0, 1]",
                         _ => "Decoder or DecoderAndEncoder",
                     })}, comma-separated.");
                     return;

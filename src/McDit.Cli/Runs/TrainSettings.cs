@@ -36,6 +36,8 @@ public sealed record TrainSettings
     public LearningRateDecay LrDecay { get; init; } = LearningRateDecay.Constant;
     /// <summary>MC-DiT: decay of the EMA branches (null: the method's default, 0.999).</summary>
     public double? BranchEmaDecay { get; init; }
+    /// <summary>MC-DiT: fraction of each batch that passes the clean branch (null: the method's, 1).</summary>
+    public double? CleanBranchFraction { get; init; }
     /// <summary>EDM: mean of ln σ of the training noise levels (null: EDM's −1.2).</summary>
     public double? PMean { get; init; }
     /// <summary>EDM: standard deviation of ln σ of the training noise levels (null: EDM's 1.2).</summary>
@@ -104,6 +106,7 @@ public sealed record TrainSettings
         var method = MethodOptions.For(Method);
         if (MaskRatio is { } r) method = method with { MaskRatio = r };
         if (BranchEmaDecay is { } m) method = method with { BranchEmaDecay = m };
+        if (CleanBranchFraction is { } f) method = method with { CleanBranchFraction = f };
         if (PMean is { } pMean) method = method with { PMean = pMean };
         if (PStd is { } pStd) method = method with { PStd = pStd };
         if (LabelDropout is { } dropout) method = method with { LabelDropout = dropout };
@@ -115,6 +118,7 @@ public sealed record TrainSettings
     private static readonly Dictionary<string, string> MethodOptionFlags = new()
     {
         [nameof(MethodOptions.MaskRatio)] = "mask-ratio", [nameof(MethodOptions.BranchEmaDecay)] = "branch-ema-decay",
+        [nameof(MethodOptions.CleanBranchFraction)] = "clean-branch-fraction",
         [nameof(MethodOptions.PMean)] = "p-mean", [nameof(MethodOptions.PStd)] = "p-std",
         [nameof(MethodOptions.LabelDropout)] = "label-dropout", [nameof(MethodOptions.ShiftAugmentation)] = "train-shift",
     };
@@ -150,6 +154,7 @@ public sealed record TrainSettings
         Require(LrWarmup >= 0 && LrWarmup <= int.MaxValue, "lr-warmup", LrWarmup, "0 or more warm-up steps");
         Require(Enum.IsDefined(LrDecay), "lr-decay", LrDecay, "Constant or Cosine");
         Require(BranchEmaDecay is null || Method == TrainingMethod.McDiT, "branch-ema-decay", BranchEmaDecay!, "no value: only MC-DiT has EMA branches");
+        Require(CleanBranchFraction is null || Method == TrainingMethod.McDiT, "clean-branch-fraction", CleanBranchFraction!, "no value: only MC-DiT has a clean branch");
         Require(GradClip >= 0 && double.IsFinite(GradClip), "grad-clip", GradClip, "a finite value ≥ 0 (0: no clipping)");
         Require(TorchBackend.IsDeviceName(Device), "device", Device ?? "null", "cpu, cuda, cuda:N or auto");
         Require(SampleEvery >= 0, "sample-every", SampleEvery, "≥ 0");

@@ -39,12 +39,14 @@ public sealed record ComparisonVariant(string Name, MethodOptions Method)
     /// <summary>
     /// The arms of a comparison: every method in <paramref name="methods"/> with its defaults (method.md), and the
     /// paper's ablations as the cross product of the lists given. Mask ratios apply to the masked methods (MaskDiT and
-    /// MC-DiT; DiT has none); branches, reconstruction targets and branch scopes apply to MC-DiT. A null or empty list
+    /// MC-DiT; DiT has none); branches, reconstruction targets, branch scopes and clean-branch fractions
+    /// (<see cref="MethodOptions.CleanBranchFraction"/>) apply to MC-DiT. A null or empty list
     /// keeps that switch at the method's default, and a value equal to the default adds nothing to the name, so
     /// <c>Build([DiT, MaskDiT, McDiT])</c> gives the three plain arms "DiT", "MaskDiT" and "MC-DiT".
     /// </summary>
     public static IReadOnlyList<ComparisonVariant> Build(IReadOnlyList<TrainingMethod> methods, IReadOnlyList<double>? maskRatios = null,
-        IReadOnlyList<BranchSet>? branches = null, IReadOnlyList<ReconstructionTarget>? targets = null, IReadOnlyList<BranchScope>? scopes = null)
+        IReadOnlyList<BranchSet>? branches = null, IReadOnlyList<ReconstructionTarget>? targets = null, IReadOnlyList<BranchScope>? scopes = null,
+        IReadOnlyList<double>? cleanFractions = null)
     {
         if (methods.Count == 0) throw new ArgumentException("A comparison needs at least one method: DiT, MaskDiT or McDiT.", nameof(methods));
         var variants = new List<ComparisonVariant>();
@@ -56,10 +58,12 @@ public sealed record ComparisonVariant(string Name, MethodOptions Method)
             var branchSets = mc && branches is { Count: > 0 } ? branches.Distinct().ToArray() : new[] { BranchSet.Both };
             var targetSet = mc && targets is { Count: > 0 } ? targets.Distinct().ToArray() : new[] { defaults.ReconstructionTarget };
             var scopeSet = mc && scopes is { Count: > 0 } ? scopes.Distinct().ToArray() : new[] { defaults.BranchScope };
+            var fractionSet = mc && cleanFractions is { Count: > 0 } ? cleanFractions.Distinct().ToArray() : new[] { defaults.CleanBranchFraction };
             foreach (var r in ratios)
                 foreach (var b in branchSets)
                     foreach (var t in targetSet)
                         foreach (var s in scopeSet)
+                        foreach (var f in fractionSet)
                         {
                             var options = defaults with { MaskRatio = r };
                             var name = new List<string> { DisplayName(method) };
@@ -69,11 +73,12 @@ public sealed record ComparisonVariant(string Name, MethodOptions Method)
                                 options = options with
                                 {
                                     NoisyBranch = b is BranchSet.Both or BranchSet.Noisy, CleanBranch = b is BranchSet.Both or BranchSet.Clean,
-                                    ReconstructionTarget = t, BranchScope = s,
+                                    ReconstructionTarget = t, BranchScope = s, CleanBranchFraction = f,
                                 };
                                 if (b != BranchSet.Both) name.Add(b switch { BranchSet.Noisy => "noisy-branch-only", BranchSet.Clean => "clean-branch-only", _ => "no-branches" });
                                 if (t != defaults.ReconstructionTarget) name.Add("target=" + t);
                                 if (s != defaults.BranchScope) name.Add("scope=" + s);
+                                if (f != defaults.CleanBranchFraction) name.Add("clean-fraction=" + f.ToString("0.###", CultureInfo.InvariantCulture));
                             }
                             variants.Add(new ComparisonVariant(string.Join(' ', name), options.Validated()));
                         }

@@ -128,12 +128,16 @@ public sealed class DiffusionObjective
         bool batched = cleanActive && o.CleanInto == CleanInto.Decoder && !cleanBranch!.HasOwnEncoder;
         Tensor c, noisyTokens;
         Tensor? cBoth = null, tokensBoth = null, cClean = null, cleanSigma = null;
+        // The clean branch sees the first cleanRows rows only (all of them by default): CleanBranchFraction.
+        int cleanRows = cleanActive ? CleanRows(n) : 0;
+        var x0Clean = !cleanActive || cleanRows == n ? x0 : x0.narrow(0, 0, cleanRows);
+        var labelsClean = draws.Labels is null || !cleanActive || cleanRows == n ? draws.Labels : draws.Labels.narrow(0, 0, cleanRows);
         if (batched)
         {
-            cleanSigma = full(n, o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
-            var labelsBoth = draws.Labels is null ? null : cat(new[] { draws.Labels, draws.Labels }, 0);
+            cleanSigma = full(cleanRows, o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
+            var labelsBoth = draws.Labels is null ? null : cat(new[] { draws.Labels, labelsClean! }, 0);
             cBoth = model.Condition(cat(new[] { _edm.CNoise(draws.Sigma), _edm.CNoise(cleanSigma) }, 0).to_type(computeType), labelsBoth);
-            tokensBoth = model.Embed(cat(new[] { _edm.CIn(sigma) * xNoisy, _edm.CIn(cleanSigma.reshape(-1, 1, 1, 1)) * x0 }, 0).to_type(computeType));
+            tokensBoth = model.Embed(cat(new[] { _edm.CIn(sigma) * xNoisy, _edm.CIn(cleanSigma.reshape(-1, 1, 1, 1)) * x0Clean }, 0).to_type(computeType));
             c = cBoth[..n];
             cClean = cBoth[n..];
             noisyTokens = tokensBoth[..n];
@@ -157,6 +161,10 @@ public sealed class DiffusionObjective
         else
         {
             var visible = mask.Mask.OneMinus();
+            // The masks of the [noisy; clean] batch: every row, then the clean branch's rows.
+            using var maskBoth = !batched ? null : cleanRows == n ? mask.Tile(2) : mask.SelectRows(cat(new[] {
+                arange(n, dtype: ScalarType.Int64), arange(cleanRows, dtype: ScalarType.Int64) }, 0));
+            using var maskClean = !cleanActive || cleanRows == n ? null : mask.SelectRows(arange(cleanRows, dtype: ScalarType.Int64));
             Tensor MeanOver(Tensor perPatch, Tensor which) => (perPatch * which).sum(1) / which.sum(1);
 
             // Visible noisy tokens as the encoder sees them (with the "noisy" type embedding when clean tokens enter the encoder).
@@ -176,8 +184,7 @@ public sealed class DiffusionObjective
             }
             else if (batched)
             {
-                using var doubled = mask.Tile(2);
-                encodedBoth = model.Encode(doubled.GatherKept(tokensBoth!), cBoth!);
+                encodedBoth = model.Encode(maskBoth!.GatherKept(tokensBoth!), cBoth!);
                 encodedKept = encodedBoth[..n];
                 var fill = mask.GatherMasked(model.EmbedClean((x0 / _edm.SigmaDataScalar).to_type(computeType)));
                 mainPatches = model.Decode(encodedKept, c, mask, fill);
@@ -205,8 +212,7 @@ public sealed class DiffusionObjective
             Tensor? noisyBranchPatches = null, cleanBranchPatches = null;
             if (batched && noisyActive && ReferenceEquals(noisyBranch, cleanBranch) && o.BranchScope == BranchScope.Decoder)
             {
-                using var doubled = mask.Tile(2);
-                var both = cleanBranch!.Decode(encodedBoth!, cBoth!, doubled);
+                var both = cleanBranch!.Decode(encodedBoth!, cBoth!, maskBoth!);
                 noisyBranchPatches = both[..n];
                 cleanBranchPatches = both[n..];
             }
@@ -230,16 +236,21 @@ public sealed class DiffusionObjective
                     if (batched) kept = encodedBoth![n..];
                     else
                     {
-                        cleanSigma = full(n, o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
-                        cClean = model.Condition(_edm.CNoise(cleanSigma).to_type(computeType), draws.Labels);
-                        var cleanIn = model.Embed((_edm.CIn(cleanSigma.reshape(-1, 1, 1, 1)) * x0).to_type(computeType));
-                        kept = cleanBranch!.Encode(model, mask.GatherKept(cleanIn), cClean);
+                        cleanSigma = full(cleanRows, o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
+                        cClean = model.Condition(_edm.CNoise(cleanSigma).to_type(computeType), labelsClean);
+                        var cleanIn = model.Embed((_edm.CIn(cleanSigma.reshape(-1, 1, 1, 1)) * x0Clean).to_type(computeType));
+                        kept = cleanBranch!.Encode(model, (maskClean ?? mask).GatherKept(cleanIn), cClean);
                     }
-                    cleanBranchPatches = cleanBranch!.Decode(kept, cClean!, mask);
+                    cleanBranchPatches = cleanBranch!.Decode(kept, cClean!, maskClean ?? mask);
                 }
                 // The raw output F, not D: D's skip term would hand the masked clean pixels to the loss.
                 var raw = model.Unpatchify(cleanBranchPatches).to_type(ScalarType.Float32)[.., ..channels];
-                cleanTerm = _cleanBranchWeight * NormalizedPatchError(raw, x0, mask.Mask, p);
+                cleanTerm = _cleanBranchWeight * NormalizedPatchError(raw, x0Clean, (maskClean ?? mask).Mask, p);
+                if (cleanRows < n) // rows without the clean branch add 0; the rest are scaled so the batch mean is unbiased
+                {
+                    using var scale = ((double)n / cleanRows).ToScalar();
+                    cleanTerm = cat(new[] { cleanTerm.mul(scale), zeros(n - cleanRows, device: x0.device) }, 0);
+                }
             }
         }
 
@@ -254,6 +265,10 @@ public sealed class DiffusionObjective
         };
         return (total.MoveToOuterDisposeScope(), breakdown);
     }
+
+    /// <summary>The number of rows of a batch of <paramref name="batchRows"/> that pass the clean branch: ⌈f·N⌉, at least 1.</summary>
+    public int CleanRows(int batchRows) =>
+        Math.Clamp((int)Math.Ceiling(Options.CleanBranchFraction * batchRows - 1e-9), 1, Math.Max(batchRows, 1));
 
     static readonly Scalar VarianceEpsilon = 1e-6.ToScalar();
 

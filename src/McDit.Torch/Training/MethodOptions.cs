@@ -31,6 +31,13 @@ public sealed record MethodOptions
     public double NoisyBranchWeight { get; init; } = 1.0;
     /// <summary>MC-DiT: weight β of the clean branch loss.</summary>
     public double CleanBranchWeight { get; init; } = 0.1;
+    /// <summary>
+    /// MC-DiT: fraction of each batch's rows (the first ⌈f·N⌉, whose σ, masks and labels are random) that also pass the
+    /// clean branch, in (0, 1]; 1 (the method as specified) runs it on every row. The clean branch's encoder pass over
+    /// the clean visible tokens is about half a DiT step (docs/benchmarks.md), so 0.25 brings MC-DiT's step to about
+    /// DiT's cost. Its loss is scaled by N / ⌈f·N⌉, so the batch mean keeps its expected value and β its meaning.
+    /// </summary>
+    public double CleanBranchFraction { get; init; } = 1.0;
 
     /// <summary>
     /// Pixels by which half of the training images (drawn per row) are rolled along both axes; 0: none. Trains the model
@@ -94,6 +101,7 @@ public sealed record MethodOptions
         Require(BranchEmaDecay >= 0 && BranchEmaDecay <= 1, nameof(BranchEmaDecay), BranchEmaDecay, "a value in [0, 1]");
         Require(NoisyBranchWeight >= 0 && double.IsFinite(NoisyBranchWeight), nameof(NoisyBranchWeight), NoisyBranchWeight, "a finite value ≥ 0");
         Require(CleanBranchWeight >= 0 && double.IsFinite(CleanBranchWeight), nameof(CleanBranchWeight), CleanBranchWeight, "a finite value ≥ 0");
+        Require(CleanBranchFraction > 0 && CleanBranchFraction <= 1, nameof(CleanBranchFraction), CleanBranchFraction, "a fraction of the batch in (0, 1]");
         Require(ShiftAugmentation >= 0 && ShiftAugmentation <= 64, nameof(ShiftAugmentation), ShiftAugmentation, "0..64 pixels (half the patch size, or 0)");
         Require(double.IsFinite(PMean) && Math.Abs(PMean) <= 20, nameof(PMean), PMean, "a finite ln σ in [-20, 20], e.g. -1.2");
         Require(PStd > 0 && PStd <= 20, nameof(PStd), PStd, "a spread of ln σ in (0, 20], e.g. 1.2");

@@ -43,6 +43,7 @@ internal static class TinySetup
         yield return new object[] { "MC-DiT", MethodOptions.For(TrainingMethod.McDiT) };
         yield return new object[] { "MC-DiT encoder", MethodOptions.For(TrainingMethod.McDiT) with { CleanInto = CleanInto.Encoder } };
         yield return new object[] { "MC-DiT all-clean, decoder+encoder branches", MethodOptions.For(TrainingMethod.McDiT) with { ReconstructionTarget = ReconstructionTarget.AllClean, BranchScope = BranchScope.DecoderAndEncoder } };
+        yield return new object[] { "MC-DiT, clean branch on a quarter of the batch", MethodOptions.For(TrainingMethod.McDiT) with { CleanBranchFraction = 0.25 } };
         yield return new object[] { "MC-DiT clean-only, no branches", MethodOptions.For(TrainingMethod.McDiT) with { ReconstructionTarget = ReconstructionTarget.CleanOnly, NoisyBranch = false, CleanBranch = false } };
     }
 }

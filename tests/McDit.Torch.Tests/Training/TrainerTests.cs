@@ -27,22 +27,16 @@ public class TrainerTests
     [Fact]
     public void McDiTsTwoBranchesAreOneModuleAndOneBatchedDecoderCallGivesEachBranchsLoss()
     {
-        var (images, labels) = TinySetup.Data(8);
         var method = MethodOptions.For(TrainingMethod.McDiT);
-        using var trainer = new DiffusionTrainer(TinySetup.Backbone(), TinySetup.Options(method, lr: 3e-3));
-        Assert.Same(trainer.NoisyBranch, trainer.CleanBranch);
-        for (int i = 0; i < 3; i++) trainer.Step(images, labels); // the branch moves away from the model
         var objective = new DiffusionObjective(method);
-        using var g = new Generator(5, torch.CPU);
-        var draws = objective.Draw(trainer.Model, images, labels, g);
+        var (trainerAfterSteps, images, labels, draws) = AfterThreeSteps(objective);
+        using var trainer = trainerAfterSteps;
+        Assert.Same(trainer.NoisyBranch, trainer.CleanBranch);
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         // Two separate copies of the branch take the unbatched path: one decoder call per branch.
-        using var noisy = new ContextBranch(trainer.Model, method.BranchScope);
-        using var clean = new ContextBranch(trainer.Model, method.BranchScope);
-        var branchWeights = ExponentialMovingAverage.NamedParameters(trainer.NoisyBranch!);
-        ExponentialMovingAverage.CopyInto(noisy, branchWeights);
-        ExponentialMovingAverage.CopyInto(clean, branchWeights);
+        using var copies = new BranchCopies(trainer, method);
+        var (noisy, clean) = (copies.Noisy, copies.Clean);
         var shared = objective.Loss(trainer.Model, images, draws, trainer.NoisyBranch, trainer.CleanBranch);
         var separate = objective.Loss(trainer.Model, images, draws, noisy, clean);
         Assert.True(shared.Breakdown.NoisyBranch > 0 && shared.Breakdown.CleanBranch > 0);
@@ -51,6 +45,80 @@ public class TrainerTests
         Assert.True(torch.allclose(shared.PerSample, separate.PerSample, rtol: 1e-5, atol: 1e-6));
         draws.Mask?.Dispose();
         images.Dispose(); labels.Dispose();
+    }
+
+    [Theory]
+    [InlineData(true)]  // one module for both branches: the batched [noisy; clean] path
+    [InlineData(false)] // separate copies: one encoder and decoder call per branch
+    public void ACleanBranchFractionRunsTheCleanBranchOnTheFirstRowsOnlyWithAnUnbiasedScale(bool shared)
+    {
+        var method = MethodOptions.For(TrainingMethod.McDiT);
+        var full = new DiffusionObjective(method);
+        var (trainerAfterSteps, images, labels, draws) = AfterThreeSteps(full);
+        using var trainer = trainerAfterSteps;
+        var quarter = new DiffusionObjective(method with { CleanBranchFraction = 0.25 });
+        var withoutClean = new DiffusionObjective(method with { CleanBranch = false });
+        Assert.Equal(2, quarter.CleanRows(8));
+        Assert.Equal(1, quarter.CleanRows(1));
+        Assert.Equal(8, full.CleanRows(8));
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        using var copies = new BranchCopies(trainer, method);
+        var (noisyBranch, cleanBranch) = shared ? (trainer.NoisyBranch!, trainer.CleanBranch!) : (copies.Noisy, copies.Clean);
+
+        var all = full.Loss(trainer.Model, images, draws, noisyBranch, cleanBranch).PerSample;
+        var none = withoutClean.Loss(trainer.Model, images, draws, noisyBranch, cleanBranch).PerSample;
+        var cleanTerm = all - none; // each row's clean-branch term
+        Assert.True(cleanTerm.min().item<float>() > 0);
+        var expected = cat(new[] { none[..2] + cleanTerm[..2] * 4.0, none[2..] }, 0);
+        var result = quarter.Loss(trainer.Model, images, draws, noisyBranch, cleanBranch);
+        Assert.True(torch.allclose(result.PerSample, expected, rtol: 1e-4, atol: 1e-5),
+            $"per-sample loss {string.Join(", ", result.PerSample.data<float>())} against {string.Join(", ", expected.data<float>())}");
+        Assert.Equal(cleanTerm[..2].mean().item<float>(), result.Breakdown.CleanBranch, 4);
+        draws.Mask?.Dispose();
+        images.Dispose(); labels.Dispose();
+    }
+
+    /// <summary>
+    /// A tiny trainer after three steps at a high learning rate (so that its EMA branch differs from the model), and one
+    /// fixed set of draws of <paramref name="objective"/> for its batch.
+    /// </summary>
+    static (DiffusionTrainer Trainer, Tensor Images, Tensor Labels, DiffusionObjective.Draws Draws) AfterThreeSteps(DiffusionObjective objective)
+    {
+        var (images, labels) = TinySetup.Data(8);
+        var trainer = new DiffusionTrainer(TinySetup.Backbone(), TinySetup.Options(objective.Options, lr: 3e-3));
+        for (int i = 0; i < 3; i++) trainer.Step(images, labels);
+        using var g = new Generator(5, torch.CPU);
+        return (trainer, images, labels, objective.Draw(trainer.Model, images, labels, g));
+    }
+
+    /// <summary>Two separate modules holding the trainer's (shared) branch weights: the unbatched path of the loss.</summary>
+    sealed class BranchCopies : IDisposable
+    {
+        public ContextBranch Noisy { get; }
+        public ContextBranch Clean { get; }
+
+        public BranchCopies(DiffusionTrainer trainer, MethodOptions method)
+        {
+            Noisy = new ContextBranch(trainer.Model, method.BranchScope);
+            Clean = new ContextBranch(trainer.Model, method.BranchScope);
+            var branchWeights = ExponentialMovingAverage.NamedParameters(trainer.NoisyBranch!);
+            ExponentialMovingAverage.CopyInto(Noisy, branchWeights);
+            ExponentialMovingAverage.CopyInto(Clean, branchWeights);
+        }
+
+        public void Dispose() { Noisy.Dispose(); Clean.Dispose(); }
+    }
+
+    [Fact]
+    public void ACleanBranchFractionOutsideZeroToOneIsRejectedByName()
+    {
+        foreach (var bad in new[] { 0.0, -0.5, 1.5, double.NaN })
+        {
+            var e = Assert.Throws<ArgumentException>(() => (MethodOptions.For(TrainingMethod.McDiT) with { CleanBranchFraction = bad }).Validated());
+            Assert.Equal(nameof(MethodOptions.CleanBranchFraction), e.ParamName);
+            Assert.Contains("(0, 1]", e.Message);
+        }
     }
 
     [Fact]
