@@ -129,9 +129,10 @@ public sealed class DiffusionObjective
         Tensor c, noisyTokens;
         Tensor? cBoth = null, tokensBoth = null, cClean = null, cleanSigma = null;
         // The clean branch sees the first cleanRows rows only (all of them by default): CleanBranchFraction.
-        int cleanRows = cleanActive ? CleanRows(n) : 0;
-        var x0Clean = !cleanActive || cleanRows == n ? x0 : x0.narrow(0, 0, cleanRows);
-        var labelsClean = draws.Labels is null || !cleanActive || cleanRows == n ? draws.Labels : draws.Labels.narrow(0, 0, cleanRows);
+        int cleanRows = cleanActive ? CleanRows(n) : n;
+        bool partClean = cleanRows < n;
+        var x0Clean = partClean ? x0.narrow(0, 0, cleanRows) : x0;
+        var labelsClean = partClean ? draws.Labels?.narrow(0, 0, cleanRows) : draws.Labels;
         if (batched)
         {
             cleanSigma = full(cleanRows, o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
@@ -162,9 +163,9 @@ public sealed class DiffusionObjective
         {
             var visible = mask.Mask.OneMinus();
             // The masks of the [noisy; clean] batch: every row, then the clean branch's rows.
-            using var maskBoth = !batched ? null : cleanRows == n ? mask.Tile(2) : mask.SelectRows(cat(new[] {
+            using var maskBoth = !batched ? null : !partClean ? mask.Tile(2) : mask.SelectRows(cat(new[] {
                 arange(n, dtype: ScalarType.Int64), arange(cleanRows, dtype: ScalarType.Int64) }, 0));
-            using var maskClean = !cleanActive || cleanRows == n ? null : mask.SelectRows(arange(cleanRows, dtype: ScalarType.Int64));
+            using var maskClean = partClean ? mask.SelectRows(arange(cleanRows, dtype: ScalarType.Int64)) : null;
             Tensor MeanOver(Tensor perPatch, Tensor which) => (perPatch * which).sum(1) / which.sum(1);
 
             // Visible noisy tokens as the encoder sees them (with the "noisy" type embedding when clean tokens enter the encoder).
@@ -246,7 +247,7 @@ public sealed class DiffusionObjective
                 // The raw output F, not D: D's skip term would hand the masked clean pixels to the loss.
                 var raw = model.Unpatchify(cleanBranchPatches).to_type(ScalarType.Float32)[.., ..channels];
                 cleanTerm = _cleanBranchWeight * NormalizedPatchError(raw, x0Clean, (maskClean ?? mask).Mask, p);
-                if (cleanRows < n) // rows without the clean branch add 0; the rest are scaled so the batch mean is unbiased
+                if (partClean) // rows without the clean branch add 0; the rest are scaled so the batch mean is unbiased
                 {
                     using var scale = ((double)n / cleanRows).ToScalar();
                     cleanTerm = cat(new[] { cleanTerm.mul(scale), zeros(n - cleanRows, device: x0.device) }, 0);
@@ -268,6 +269,7 @@ public sealed class DiffusionObjective
 
     /// <summary>The number of rows of a batch of <paramref name="batchRows"/> that pass the clean branch: ⌈f·N⌉, at least 1.</summary>
     public int CleanRows(int batchRows) =>
+        // − 1e-9: f·N is not exact in binary (0.3 · 10 = 3.0000000000000004), and ⌈·⌉ must not round it up to 4.
         Math.Clamp((int)Math.Ceiling(Options.CleanBranchFraction * batchRows - 1e-9), 1, Math.Max(batchRows, 1));
 
     static readonly Scalar VarianceEpsilon = 1e-6.ToScalar();
