@@ -166,6 +166,7 @@ public sealed class DiffusionObjective
             using var maskBoth = !batched ? null : !partClean ? mask.Tile(2) : mask.SelectRows(cat(new[] {
                 arange(n, dtype: ScalarType.Int64), arange(cleanRows, dtype: ScalarType.Int64) }, 0));
             using var maskClean = partClean ? mask.SelectRows(arange(cleanRows, dtype: ScalarType.Int64)) : null;
+            var cleanMask = maskClean ?? mask; // the clean branch's rows' masks
             Tensor MeanOver(Tensor perPatch, Tensor which) => (perPatch * which).sum(1) / which.sum(1);
 
             // Visible noisy tokens as the encoder sees them (with the "noisy" type embedding when clean tokens enter the encoder).
@@ -240,13 +241,13 @@ public sealed class DiffusionObjective
                         cleanSigma = full(cleanRows, o.CleanSigma, dtype: ScalarType.Float32, device: x0.device);
                         cClean = model.Condition(_edm.CNoise(cleanSigma).to_type(computeType), labelsClean);
                         var cleanIn = model.Embed((_edm.CIn(cleanSigma.reshape(-1, 1, 1, 1)) * x0Clean).to_type(computeType));
-                        kept = cleanBranch!.Encode(model, (maskClean ?? mask).GatherKept(cleanIn), cClean);
+                        kept = cleanBranch!.Encode(model, cleanMask.GatherKept(cleanIn), cClean);
                     }
-                    cleanBranchPatches = cleanBranch!.Decode(kept, cClean!, maskClean ?? mask);
+                    cleanBranchPatches = cleanBranch!.Decode(kept, cClean!, cleanMask);
                 }
                 // The raw output F, not D: D's skip term would hand the masked clean pixels to the loss.
                 var raw = model.Unpatchify(cleanBranchPatches).to_type(ScalarType.Float32)[.., ..channels];
-                cleanTerm = _cleanBranchWeight * NormalizedPatchError(raw, x0Clean, (maskClean ?? mask).Mask, p);
+                cleanTerm = _cleanBranchWeight * NormalizedPatchError(raw, x0Clean, cleanMask.Mask, p);
                 if (partClean) // rows without the clean branch add 0; the rest are scaled so the batch mean is unbiased
                 {
                     using var scale = ((double)n / cleanRows).ToScalar();
