@@ -4,7 +4,8 @@
 // With --vae first: the VAE encode/decode throughput instead (see VaeBenchmark.cs); with --distributed first: data-parallel
 // step and all-reduce timings (see DistributedBenchmark.cs); with --interop first: DiT-XL/2 sampling time per image
 // (see InteropBenchmark.cs); with --serve first: the worker of benchmarks/pytorch/compare.py (Worker.cs); with
-// --breakdown first: where MC-DiT's step time goes (BreakdownBenchmark.cs).
+// --breakdown first: where MC-DiT's step time goes (BreakdownBenchmark.cs); --allocator-abi-check LIB: see
+// benchmarks/gpu/abi-check.sh (CudaAllocatorStats.cs).
 using System.Diagnostics;
 using System.Globalization;
 using McDit.Torch.Models;
@@ -18,6 +19,7 @@ if (args.Length > 0 && args[0] == "--serve") return Worker.Run(args[1..]);
 if (args.Length > 0 && args[0] == "--breakdown") return BreakdownBenchmark.Run(args[1..]);
 if (args.Length > 0 && args[0] == "--distributed") return DistributedBenchmark.Run(args[1..]);
 if (args.Length > 0 && args[0] == "--interop") return InteropBenchmark.Run(args[1..]);
+if (args.Length == 2 && args[0] == "--allocator-abi-check") return CudaAllocatorStats.AbiCheck(args[1]);
 
 var argsMap = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 for (int i = 0; i + 1 < args.Length; i += 2)

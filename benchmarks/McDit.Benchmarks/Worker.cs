@@ -10,8 +10,11 @@ using TorchSharp;
 /// <c>setup CASE METHOD MODEL INPUT CHANNELS BATCH CLASSES</c> → <c>ok PARAMS</c>; <c>run N</c> → <c>ms T1 … TN</c> (wall clock);
 /// <c>cpu</c> → <c>ms C1 … CN</c> (this process's CPU time for each step of the last run);
 /// <c>mem</c> → <c>mem PEAK_KIB OTHER_KIB</c> (CPU: peak resident memory over what the process held before setup, and
-/// the peak itself; CUDA: the libtorch caching allocator's peak is not exposed by TorchSharp, so the peak RSS growth
-/// twice, and compare.py reads the card's per-process memory instead); <c>info</c>; <c>quit</c>.
+/// the peak itself; CUDA with <c>--allocator-stats 1</c>: the caching allocator's peak allocated bytes since setup, as
+/// <c>torch.cuda.max_memory_allocated</c>, and the peak RSS growth; CUDA without it: the peak RSS growth twice, and
+/// compare.py reads the card's per-process memory); <c>allocator</c> → <c>ok pass: …</c> or <c>ok fail: …</c> (the
+/// self-test of <see cref="CudaAllocatorStats"/>, run by compare.py in a process of its own before it passes
+/// <c>--allocator-stats 1</c>); <c>info</c>; <c>quit</c>.
 /// </summary>
 static class Worker
 {
@@ -19,6 +22,7 @@ static class Worker
     {
         string device = "cpu";
         var precision = TrainingPrecision.Float32;
+        bool allocatorStats = false;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             if (args[i] == "--device") device = args[i + 1];
@@ -31,10 +35,22 @@ static class Worker
                 torch.backends.cudnn.allow_tf32 = on;
             }
             else if (args[i] == "--threads") torch.set_num_threads(int.Parse(args[i + 1], CultureInfo.InvariantCulture));
-            else { Console.Error.WriteLine($"--serve: unexpected argument '{args[i]}' (expected --device, --precision, --tf32, --threads)"); return 2; }
+            else if (args[i] == "--allocator-stats") allocatorStats = args[i + 1] is "1" or "true";
+            else { Console.Error.WriteLine($"--serve: unexpected argument '{args[i]}' (expected --device, --precision, --tf32, --threads, --allocator-stats)"); return 2; }
         }
         TorchBackend.EnsureInitialized();
         BenchmarkCase? current = null;
+        CudaAllocatorStats? stats = null;
+        // The allocator initialises lazily: open its statistics once a CUDA tensor exists.
+        CudaAllocatorStats OpenStats()
+        {
+            if (stats is not null) return stats;
+            var cuda = TorchBackend.ResolveDevice(device);
+            if (cuda.type != DeviceType.CUDA) throw new InvalidOperationException($"allocator statistics need a CUDA device, not '{device}'");
+            using (torch.zeros(1, device: cuda)) torch.cuda.synchronize();
+            return stats = CudaAllocatorStats.Open(cuda.index < 0 ? 0 : cuda.index, out var why)
+                           ?? throw new NotSupportedException("allocator statistics unavailable: " + why);
+        }
         long baseKib = 0;
         var cpuTimes = new List<string>();
         string? line;
@@ -53,6 +69,7 @@ static class Worker
                         GC.WaitForPendingFinalizers();
                         baseKib = Status("VmRSS");
                         ResetPeak();
+                        if (allocatorStats) OpenStats().ResetPeak();
                         current = new BenchmarkCase(p[1], Enum.Parse<TrainingMethod>(p[2], true), p[3], Int(p[4]), Int(p[5]), Int(p[6]), Int(p[7]), device, precision);
                         Console.WriteLine($"ok {current.Parameters}");
                         break;
@@ -77,7 +94,17 @@ static class Worker
                         break;
                     case "mem":
                         long peak = Status("VmHWM");
-                        Console.WriteLine($"mem {peak - baseKib} {peak}");
+                        if (allocatorStats)
+                        {
+                            torch.cuda.synchronize();
+                            Console.WriteLine($"mem {OpenStats().Read().PeakAllocated / 1024} {peak - baseKib}");
+                        }
+                        else Console.WriteLine($"mem {peak - baseKib} {peak}");
+                        break;
+                    case "allocator":
+                        if (TorchBackend.ResolveDevice(device).type != DeviceType.CUDA)
+                            Console.WriteLine($"ok unavailable: device {device} is not CUDA; libtorch's c10::DeviceAllocator vtable: {CudaAllocatorStats.LayoutReport()}");
+                        else Console.WriteLine("ok " + OpenStats().SelfTest(TorchBackend.ResolveDevice(device)));
                         break;
                     case "info":
                         Console.WriteLine($"info McDit on TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch {TorchBackend.ExternalLibTorchDir ?? "bundled (NuGet, CPU)"}, CUDA {TorchBackend.CudaAvailable}, " +

@@ -84,6 +84,19 @@ class GpuMemoryPoller(threading.Thread):
             self.stop.wait(0.1)
 
 
+def probe_allocator_stats(mcdit_argv, env):
+    """McDit reads libtorch's CUDA allocator statistics through its vtable (CudaAllocatorStats.cs): safe only where the
+    layout is the one it checks for. Its self-test runs here in a process of its own, so that a crash costs only the
+    figure; without a pass, McDit's memory is the per-process figure nvidia-smi reports."""
+    try:
+        probe = subprocess.run(mcdit_argv, input="allocator\nquit\n", capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+        answer = next((l.strip() for l in probe.stdout.splitlines() if l.startswith(("ok ", "error "))), f"no answer (exit code {probe.returncode})")
+    except subprocess.TimeoutExpired:
+        answer = "no answer in 300 s"
+    print(f"  McDit's CUDA allocator statistics: {answer}")
+    return answer.startswith("ok pass")
+
+
 def percentile(v, q):
     s = sorted(v)
     k = (len(s) - 1) * q
@@ -158,15 +171,21 @@ def main():
     print(f"compare.py: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, host {os.uname().nodename}, "
           f"{os.cpu_count()} CPUs, load average {load_average():.2f}, device {a.device}, precision {a.precision}, clock {a.clock}")
     rows = []
+    allocator_stats = None if a.device.startswith("cuda") and not a.baseline else False
     for threads in [int(t) for t in a.threads.split(",")]:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
         if a.device == "cpu" and "OPENBLAS_CORETYPE" not in env and not a.baseline:
             env["OPENBLAS_CORETYPE"] = openblas_core(a.python, env)
 
+        tf32 = "1" if a.precision in ("tf32", "bf16") else "0"  # TF32 on for the float32 products in both, as reference.py
+        mcdit_argv = mcdit_cmd + ["--serve", "--device", a.device, "--precision", mcdit_precision, "--tf32", tf32, "--threads", str(threads)]
+        if a.device.startswith("cuda") and allocator_stats is None:
+            allocator_stats = probe_allocator_stats(mcdit_argv, env)
+        if allocator_stats:
+            mcdit_argv += ["--allocator-stats", "1"]
+
         def start():
-            tf32 = "1" if a.precision in ("tf32", "bf16") else "0"  # TF32 on for the float32 products in both, as reference.py
-            mc = WorkerProcess("McDit", mcdit_cmd + ["--serve", "--device", a.device, "--precision", mcdit_precision,
-                                                     "--tf32", tf32, "--threads", str(threads)], env)
+            mc = WorkerProcess("McDit", mcdit_argv, env)
             if a.baseline:
                 py = WorkerProcess("PyTorch", ["dotnet", a.baseline, "--serve", "--device", a.device, "--precision", mcdit_precision,
                                                "--tf32", tf32, "--threads", str(threads)], dict(env, **baseline_env))
@@ -204,10 +223,15 @@ def main():
             if poller is not None:
                 poller.stop.set()
                 poller.join()
-                # CUDA: like-for-like per-process figures from nvidia-smi; PyTorch's own max_memory_allocated beside them
-                allocated = f", PyTorch max_memory_allocated {sides['PyTorch']['mem']:.0f} MiB" if not a.baseline else ""
+                # CUDA: the caching allocators' peaks (torch.cuda.max_memory_allocated on both sides where McDit's passed
+                # its self-test), and the per-process figures nvidia-smi reports (CUDA context and cache included)
                 for w in (mc, py):
+                    sides[w.name]["alloc"] = sides[w.name]["mem"] if w is py or allocator_stats else None
                     sides[w.name]["mem"] = poller.peak[w.p.pid]
+                if not a.baseline:
+                    mc_alloc, py_alloc = sides["McDit"]["alloc"], sides["PyTorch"]["alloc"]
+                    allocated = (f", max_memory_allocated MiB {mc_alloc:.0f} / {py_alloc:.0f} (ratio {mc_alloc / py_alloc:.3f})" if mc_alloc is not None
+                                 else f", max_memory_allocated MiB n/a / {py_alloc:.0f}")
             mc.close()
             py.close()
             m, p = sides["McDit"]["ms"], sides["PyTorch"]["ms"]
@@ -215,6 +239,7 @@ def main():
             row = dict(kind=kind, method=method, model=model, shape=f"{channels}x{size}x{size}", batch=batch, threads=threads,
                        mc=statistics.median(m), py=statistics.median(p), pair=pair,
                        mc_mem=sides["McDit"]["mem"], py_mem=sides["PyTorch"]["mem"], load=(min(load), max(load)),
+                       mc_alloc=sides["McDit"].get("alloc"), py_alloc=sides["PyTorch"].get("alloc"),
                        params=(sides["McDit"]["params"], sides["PyTorch"]["params"]))
             row["ratio"] = row["mc"] / row["py"]
             rows.append(row)
@@ -229,12 +254,18 @@ def main():
                       f"PyTorch {batch / (35 * row['py'] / 1000):.2f}", flush=True)
 
     print()
-    print("| case | threads | McDit ms | PyTorch ms | ratio of medians | median pair ratio | pair ratios p25–p75 (min–max) | peak MiB McDit / PyTorch | load |")
-    print("|---|---:|---:|---:|---:|---:|---|---|---|")
+    cuda = a.device.startswith("cuda") and not a.baseline
+    peak_header = "peak MiB per process (nvidia-smi) McDit / PyTorch | max_memory_allocated MiB McDit / PyTorch (ratio)" if cuda else "peak MiB McDit / PyTorch"
+    print(f"| case | threads | McDit ms | PyTorch ms | ratio of medians | median pair ratio | pair ratios p25–p75 (min–max) | {peak_header} | load |")
+    print("|---|---:|---:|---:|---:|---:|---|---|" + ("---|" if cuda else "") + "---|")
     for r in rows:
+        alloc = ""
+        if cuda:
+            alloc = (f" {r['mc_alloc']:.0f} / {r['py_alloc']:.0f} ({r['mc_alloc'] / r['py_alloc']:.3f}) |" if r["mc_alloc"] is not None
+                     else f" n/a / {r['py_alloc']:.0f} |")
         print(f"| {r['kind']} {r['method']}-{r['model']} {r['shape']} b{r['batch']} | {r['threads']} | {r['mc']:.1f} | {r['py']:.1f} | "
               f"{r['ratio']:.3f} | {statistics.median(r['pair']):.3f} | {percentile(r['pair'], .25):.3f}–{percentile(r['pair'], .75):.3f} ({min(r['pair']):.3f}–{max(r['pair']):.3f}) | "
-              f"{r['mc_mem']:.0f} / {r['py_mem']:.0f} | {r['load'][0]:.1f}–{r['load'][1]:.1f} |")
+              f"{r['mc_mem']:.0f} / {r['py_mem']:.0f} |{alloc} {r['load'][0]:.1f}–{r['load'][1]:.1f} |")
     print()
     print("| model | threads | side | MaskDiT / DiT | MC-DiT / DiT |")
     print("|---|---:|---|---:|---:|")
