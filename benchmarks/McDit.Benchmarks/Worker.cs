@@ -102,9 +102,10 @@ static class Worker
                         else Console.WriteLine($"mem {peak - baseKib} {peak}");
                         break;
                     case "allocator":
-                        if (TorchBackend.ResolveDevice(device).type != DeviceType.CUDA)
+                        var target = TorchBackend.ResolveDevice(device);
+                        if (target.type != DeviceType.CUDA)
                             Console.WriteLine($"ok unavailable: device {device} is not CUDA; libtorch's c10::DeviceAllocator vtable: {CudaAllocatorStats.LayoutReport()}");
-                        else Console.WriteLine("ok " + OpenStats().SelfTest(TorchBackend.ResolveDevice(device)));
+                        else Console.WriteLine("ok " + OpenStats().SelfTest(target));
                         break;
                     case "info":
                         Console.WriteLine($"info McDit on TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch {TorchBackend.ExternalLibTorchDir ?? "bundled (NuGet, CPU)"}, CUDA {TorchBackend.CudaAvailable}, " +

@@ -97,6 +97,11 @@ def probe_allocator_stats(mcdit_argv, env):
     return answer.startswith("ok pass")
 
 
+def allocated_cell(mc, py):
+    """'McDit / PyTorch (ratio)' in MiB of torch.cuda.max_memory_allocated; n/a for McDit without its allocator figures."""
+    return f"{mc:.0f} / {py:.0f} ({mc / py:.3f})" if mc is not None else f"n/a / {py:.0f}"
+
+
 def percentile(v, q):
     s = sorted(v)
     k = (len(s) - 1) * q
@@ -229,9 +234,7 @@ def main():
                     sides[w.name]["alloc"] = sides[w.name]["mem"] if w is py or allocator_stats else None
                     sides[w.name]["mem"] = poller.peak[w.p.pid]
                 if not a.baseline:
-                    mc_alloc, py_alloc = sides["McDit"]["alloc"], sides["PyTorch"]["alloc"]
-                    allocated = (f", max_memory_allocated MiB {mc_alloc:.0f} / {py_alloc:.0f} (ratio {mc_alloc / py_alloc:.3f})" if mc_alloc is not None
-                                 else f", max_memory_allocated MiB n/a / {py_alloc:.0f}")
+                    allocated = ", max_memory_allocated MiB " + allocated_cell(sides["McDit"]["alloc"], sides["PyTorch"]["alloc"])
             mc.close()
             py.close()
             m, p = sides["McDit"]["ms"], sides["PyTorch"]["ms"]
@@ -259,10 +262,7 @@ def main():
     print(f"| case | threads | McDit ms | PyTorch ms | ratio of medians | median pair ratio | pair ratios p25–p75 (min–max) | {peak_header} | load |")
     print("|---|---:|---:|---:|---:|---:|---|---|" + ("---|" if cuda else "") + "---|")
     for r in rows:
-        alloc = ""
-        if cuda:
-            alloc = (f" {r['mc_alloc']:.0f} / {r['py_alloc']:.0f} ({r['mc_alloc'] / r['py_alloc']:.3f}) |" if r["mc_alloc"] is not None
-                     else f" n/a / {r['py_alloc']:.0f} |")
+        alloc = f" {allocated_cell(r['mc_alloc'], r['py_alloc'])} |" if cuda else ""
         print(f"| {r['kind']} {r['method']}-{r['model']} {r['shape']} b{r['batch']} | {r['threads']} | {r['mc']:.1f} | {r['py']:.1f} | "
               f"{r['ratio']:.3f} | {statistics.median(r['pair']):.3f} | {percentile(r['pair'], .25):.3f}–{percentile(r['pair'], .75):.3f} ({min(r['pair']):.3f}–{max(r['pair']):.3f}) | "
               f"{r['mc_mem']:.0f} / {r['py_mem']:.0f} |{alloc} {r['load'][0]:.1f}–{r['load'][1]:.1f} |")
