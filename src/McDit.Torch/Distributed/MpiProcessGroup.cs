@@ -1,3 +1,4 @@
+using McDit.Torch.Runtime;
 using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;

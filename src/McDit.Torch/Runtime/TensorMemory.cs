@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
-namespace McDit.Torch.Distributed;
+namespace McDit.Torch.Runtime;
 
-/// <summary>Raw memory of tensors for the collective engines (host pointers on CPU, device pointers on CUDA).</summary>
+/// <summary>Raw memory of tensors for native code: the collective engines and the fused CPU updates (host pointers on CPU, device pointers on CUDA).</summary>
 internal static class TensorMemory
 {
     /// <summary>Elements per engine call: counts are C ints, so larger tensors go in pieces.</summary>
