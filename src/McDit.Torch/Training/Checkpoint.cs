@@ -109,10 +109,14 @@ public static class Checkpoint
     /// <param name="folder">The checkpoint folder.</param>
     /// <param name="device">Overrides the device stored in the checkpoint (cpu, cuda, cuda:N, auto).</param>
     /// <exception cref="InvalidDataException">The checkpoint is incomplete or damaged; the message names the file and what is wrong.</exception>
-    public static DiffusionTrainer Load(string folder, string? device = null)
+    public static DiffusionTrainer Load(string folder, string? device = null) => Load(folder, device, null);
+
+    /// <summary><see cref="Load(string, string?)"/> with the stored training options adjusted first (tests: the optimizer layout).</summary>
+    internal static DiffusionTrainer Load(string folder, string? device, Func<TrainerOptions, TrainerOptions>? adjust)
     {
         var (config, state) = Verify(folder);
         var options = device is null ? config.Training : config.Training with { Device = device };
+        if (adjust is not null) options = adjust(options);
         var modelPath = Path.Combine(folder, "model.safetensors");
         var emaPath = Path.Combine(folder, "ema.safetensors");
         var branchesPath = Path.Combine(folder, "branches.safetensors");

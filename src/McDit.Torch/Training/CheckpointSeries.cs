@@ -83,7 +83,7 @@ public sealed class CheckpointSeries
 
     /// <summary>
     /// Loads the newest checkpoint that loads: candidates are tried newest first with <paramref name="load"/> (by default
-    /// <see cref="Checkpoint.Load"/>), and one that is damaged is reported through <paramref name="skipped"/> and passed
+    /// <see cref="Checkpoint.Load(string, string?)"/>), and one that is damaged is reported through <paramref name="skipped"/> and passed
     /// over. With <paramref name="recover"/> (for the writer of the series only; not for the other ranks of a
     /// data-parallel job) it calls <see cref="Recover"/> first.
     /// </summary>

@@ -54,6 +54,12 @@ public sealed record TrainerOptions
         return rate;
     }
 
+    /// <summary>
+    /// The optimizer's layout; null chooses by device (flat on a GPU, per parameter on a CPU). For tests, which run the
+    /// GPU's flat layout on the CPU; not saved with a checkpoint.
+    /// </summary>
+    internal AdamWLayout? OptimizerLayout { get; init; }
+
     /// <summary>Checks every value and returns the options; throws naming the option otherwise.</summary>
     public TrainerOptions Validated()
     {

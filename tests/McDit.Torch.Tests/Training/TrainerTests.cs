@@ -192,6 +192,25 @@ public class TrainerTests
     }
 
     [Fact]
+    public void ATrainingStepWithTheFlatOptimizerLayoutLeavesNoLiveTensorsBehindAndTrainsTheModelsOwnParameters()
+    {
+        // The GPU's optimizer layout, run on the CPU: the model's parameters are views into AdamW's flat buffer.
+        var (images, labels) = TinySetup.Data(8);
+        var method = MethodOptions.For(TrainingMethod.McDiT);
+        using var trainer = new DiffusionTrainer(TinySetup.BackboneFor(method.Method), TinySetup.Options(method) with { OptimizerLayout = AdamWLayout.Flat });
+        Assert.Equal(AdamWLayout.Flat, trainer.Optimizer.Layout);
+        var (weightName, weight) = trainer.Model.named_parameters().First(p => p.parameter.requires_grad && p.name.Contains("attn.qkv.weight"));
+        using var before = weight.detach().clone();
+        trainer.Step(images, labels);
+        trainer.Step(images, labels);
+        long live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 3; i++) trainer.Step(images, labels);
+        Assert.True(DisposeScopeManager.Statistics.ThreadTotalLiveCount == live, $"{DisposeScopeManager.Statistics.ThreadTotalLiveCount - live} tensors leaked over 3 steps");
+        Assert.False(TestTensors.Same(before, weight.detach()), $"the model's parameter {weightName} did not move");
+        images.Dispose(); labels.Dispose();
+    }
+
+    [Fact]
     public void SamplingIsDeterministicPerSeed()
     {
         var (images, labels) = TinySetup.Data(8);
