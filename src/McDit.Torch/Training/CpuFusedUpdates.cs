@@ -8,8 +8,8 @@ namespace McDit.Torch.Training;
 /// <summary>
 /// AdamW's update and the EMA update as one pass over memory per tensor, for float32 CPU tensors. Why: written as
 /// libtorch ops, AdamW makes eight passes per parameter (plus a temporary for the denominator) and the EMA two, each a
-/// separate call with its own thread-team start; on a CPU that is memory traffic, not arithmetic, and it cost 3–4 % of a
-/// DiT-S/2 step and about 10 % of the demo's (docs/benchmarks.md, "Fused optimizer and EMA updates"). The arithmetic is
+/// separate call with its own thread-team start; on a CPU that is memory traffic, not arithmetic, and at the demo's
+/// model it took 22–31 ms of a 222–324 ms step, 2–3 ms now (docs/benchmarks.md, "What each attempt bought"). The arithmetic is
 /// libtorch's, in the same order (<c>mul_</c> then <c>add_(alpha)</c> as a fused multiply-add, <c>addcmul_</c>,
 /// <c>sqrt</c>, <c>div_</c>, <c>add_</c>, <c>addcdiv_</c>), element by element; a tensor is split into fixed chunks,
 /// so the result does not depend on the thread count.
