@@ -28,6 +28,9 @@ public sealed class AdamW : IDisposable
     private readonly List<Slot> _slots = new();
     private readonly FlatBuffers? _flat;
 
+    /// <summary>The default ε (PyTorch's).</summary>
+    public const double DefaultEpsilon = 1e-8;
+
     /// <summary>Learning rate.</summary>
     public double LearningRate { get; set; }
     /// <summary>β1, β2.</summary>
@@ -47,7 +50,7 @@ public sealed class AdamW : IDisposable
     /// now a view.
     /// </summary>
     public AdamW(IEnumerable<(string Name, Tensor Param)> parameters, double learningRate, double beta1 = 0.9, double beta2 = 0.999,
-        double epsilon = 1e-8, double weightDecay = 0)
+        double epsilon = DefaultEpsilon, double weightDecay = 0)
         : this(parameters, learningRate, beta1, beta2, epsilon, weightDecay, layout: null) { }
 
     internal AdamW(IEnumerable<(string Name, Tensor Param)> parameters, double learningRate, double beta1, double beta2,
@@ -159,21 +162,24 @@ public sealed class AdamW : IDisposable
         using var _ = no_grad();
         using var scope = NewDisposeScope(); // each .grad access makes a managed wrapper (of the same gradient)
         var grads = _slots.Select(s => s.Param.grad).ToArray();
-        var fused = new List<(Tensor Master, Tensor Grad, Tensor M, Tensor V)>();
         var separate = new List<(Slot Slot, Tensor Grad)>();
-        for (int i = 0; i < _slots.Count; i++)
+        if (_flat is null)
         {
-            var (slot, grad) = (_slots[i], grads[i]);
-            if (grad is null || _flat is not null) continue;
-            if (FusedCpuUpdates && ReferenceEquals(slot.Master, slot.Param) && CpuFusedUpdates.Applies(slot.Master, grad, slot.M, slot.V))
-                fused.Add((slot.Master, grad, slot.M, slot.V));
-            else separate.Add((slot, grad));
+            var fused = new List<(Tensor Master, Tensor Grad, Tensor M, Tensor V)>();
+            for (int i = 0; i < _slots.Count; i++)
+            {
+                var (slot, grad) = (_slots[i], grads[i]);
+                if (grad is null) continue;
+                if (FusedCpuUpdates && ReferenceEquals(slot.Master, slot.Param) && CpuFusedUpdates.Applies(slot.Master, grad, slot.M, slot.V))
+                    fused.Add((slot.Master, grad, slot.M, slot.V));
+                else separate.Add((slot, grad));
+            }
+            if (fused.Count > 0)
+                CpuFusedUpdates.AdamW(fused, new CpuFusedUpdates.AdamWConstants(
+                    (float)(1 - LearningRate * WeightDecay), (float)b1, (float)(1 - b1), (float)b2, (float)(1 - b2), (float)bias2Sqrt, (float)Epsilon,
+                    (float)-stepSize, WeightDecay != 0), torch.get_num_threads());
+            if (separate.Count == 0) return;
         }
-        if (fused.Count > 0)
-            CpuFusedUpdates.AdamW(fused, new CpuFusedUpdates.AdamWConstants(
-                (float)(1 - LearningRate * WeightDecay), (float)b1, (float)(1 - b1), (float)b2, (float)(1 - b2), (float)bias2Sqrt, (float)Epsilon,
-                (float)-stepSize, WeightDecay != 0), torch.get_num_threads());
-        if (separate.Count == 0 && _flat is null) return;
         // The Scalars of the update, made once per step and freed here (not one per call per parameter, left to finalizers).
         using Scalar decay = (1 - LearningRate * WeightDecay).ToScalar(), beta1 = b1.ToScalar(), oneMinusBeta1 = (1 - b1).ToScalar(),
             beta2 = b2.ToScalar(), oneMinusBeta2 = (1 - b2).ToScalar(), bias2Root = bias2Sqrt.ToScalar(), eps = Epsilon.ToScalar(),
@@ -187,26 +193,32 @@ public sealed class AdamW : IDisposable
             var denominator = v.sqrt().div_(bias2Root).add_(eps, HeldScalars.One);
             master.addcdiv_(m, denominator, value: negativeStep);
         }
+        if (_flat is not null)
+        {
+            StepFlat(_flat, grads, Update);
+            return;
+        }
         foreach (var (slot, grad) in separate)
         {
             using var temporaries = NewDisposeScope(); // the denominator of one parameter at a time
             Update(slot.Master, grad, slot.M, slot.V);
             if (!ReferenceEquals(slot.Master, slot.Param)) slot.Param.copy_(slot.Master);
         }
-        if (_flat is not null) StepFlat(_flat, grads, Update);
     }
 
     // The flat layout: each run of consecutive parameters that have gradients is one stretch of the flat buffers, updated
     // with one call per op (its gradients concatenated once); usually every parameter has one and that is a single run.
     private void StepFlat(FlatBuffers flat, Tensor?[] grads, Action<Tensor, Tensor, Tensor, Tensor> update)
     {
+        var linkedTo = flat.Params ?? flat.Master; // what the parameters are views of
+        long start = TensorMemory.Pointer(linkedTo, "AdamW").ToInt64();
         for (int first = 0; first < _slots.Count;)
         {
             if (grads[first] is null) { first++; continue; }
             int end = first;
             while (end < _slots.Count && grads[end] is not null) end++;
             using var temporaries = NewDisposeScope();
-            for (int i = first; i < end; i++) Relink(flat, _slots[i]);
+            for (int i = first; i < end; i++) Relink(linkedTo, start, _slots[i]);
             long offset = _slots[first].Offset, length = _slots[end - 1].Offset + _slots[end - 1].Param.numel() - offset;
             var grad = end - first == 1
                 ? grads[first]!.reshape(-1)
@@ -221,11 +233,10 @@ public sealed class AdamW : IDisposable
     // A parameter whose storage was replaced since (set_, or a load that swapped it) is put back into its place, with its
     // current values, so the flat update keeps reaching the tensor the model computes with. (A separate float32 master
     // keeps its own values, as in the per-parameter layout: the step writes it into the parameter.)
-    private static void Relink(FlatBuffers flat, Slot slot)
+    private static void Relink(Tensor buffer, long bufferStart, Slot slot)
     {
-        var buffer = flat.Params ?? flat.Master;
         long n = slot.Param.numel();
-        long expected = TensorMemory.Pointer(buffer, "AdamW").ToInt64() + slot.Offset * buffer.ElementSize;
+        long expected = bufferStart + slot.Offset * buffer.ElementSize;
         if (n == 0 || slot.Param.is_contiguous() && TensorMemory.Pointer(slot.Param, "AdamW").ToInt64() == expected) return;
         Link(slot.Param, buffer.narrow(0, slot.Offset, n).view(slot.Param.shape));
     }

@@ -58,7 +58,7 @@ public sealed class DiffusionTrainer : IDisposable
         ExponentialMovingAverage.CopyInto(EmaModel, ExponentialMovingAverage.NamedParameters(Model));
         if (options.Precision == TrainingPrecision.BFloat16) Model.to(ScalarType.BFloat16);
         Optimizer = new AdamW(Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)),
-            options.LearningRate, options.Beta1, options.Beta2, 1e-8, options.WeightDecay, options.OptimizerLayout);
+            options.LearningRate, options.Beta1, options.Beta2, AdamW.DefaultEpsilon, options.WeightDecay, options.OptimizerLayout);
         // EMA sources: float32 masters for trained weights, the model's own tensors for the fixed tables.
         _emaSource = ExponentialMovingAverage.NamedParameters(Model);
         foreach (var (name, master) in Optimizer.MasterWeights) _emaSource[name] = master;
